@@ -1,0 +1,1 @@
+"""Liên Thông configuration tool: inventory, render, deploy, audit, playbooks and the lab."""

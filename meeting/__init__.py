@@ -1,0 +1,1 @@
+"""Liên Thông meeting service: scheduling, readiness, media plane and the room agent."""
