@@ -1,13 +1,13 @@
-# The two commands of the README. Both install first, so nothing installed by hand can hide a missing step.
+# Shortcuts; the README's two commands are `bash scripts/demo.sh` and `bash scripts/test.sh`.
 .PHONY: install demo test lint
 
 install:
 	bash scripts/install.sh
 
-demo: install
+demo:
 	bash scripts/demo.sh
 
-test: install
+test:
 	bash scripts/test.sh
 
 lint:

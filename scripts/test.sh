@@ -2,6 +2,8 @@
 # Run the whole default test suite (lint, types, pytest). Slow full-province tests: RUN_SLOW=1.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# Always install first: a package installed by hand must not hide a missing install line.
+bash scripts/install.sh || exit 2
 export PATH="$PWD/.venv/bin:$PATH"
 rc=0
 ruff check conftool meeting tests bench || rc=1

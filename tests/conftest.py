@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import shutil
 import socket
@@ -54,10 +55,8 @@ class PgCluster:
 
     def stop(self) -> None:
         if self.started:
-            try:
+            with contextlib.suppress(subprocess.CalledProcessError):
                 self._as_pg(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
-            except subprocess.CalledProcessError:
-                pass
             self.started = False
         shutil.rmtree(self.dir, ignore_errors=True)
 

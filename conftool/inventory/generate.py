@@ -101,20 +101,29 @@ def _subnets_needed(supernet: IPv4Network, n: int, preferred: int, smallest: int
 
 
 def _slugs(units: Sequence[tuple[Unit, Unit | None]], taken: set[str]) -> list[str]:
-    """Short-name slugs, qualified where two units would collide (by type, then by district)."""
-    base = [slugify(u.short) for u, _ in units]
-    counts = Counter(base)
-    out: list[str] = []
-    for (u, parent), b in zip(units, base, strict=True):
-        s = b
-        if counts[b] > 1 or b in taken:
-            s = f"{slugify(u.kind)}-{b}"
-            if parent is not None and (s in taken or sum(1 for x in units if slugify(x[0].short) == b
-                                                           and x[0].kind == u.kind) > 1):
-                s = f"{b}-{slugify(parent.short)}"
-        taken.add(s)
-        out.append(s)
-    return out
+    """Short-name slugs, qualified only where two units would collide: by type, then district, then code."""
+
+    def candidates(u: Unit, parent: Unit | None) -> list[str]:
+        b = slugify(u.short)
+        out = [b, f"{slugify(u.kind)}-{b}"]
+        if parent is not None:
+            out.append(f"{b}-{slugify(parent.short)}")
+        out.append(f"{b}-{u.code}")
+        return out
+
+    cands = [candidates(u, p) for u, p in units]
+    choice = [0] * len(units)
+    while True:
+        current = [c[i] for c, i in zip(cands, choice, strict=True)]
+        counts = Counter(current)
+        clash = [k for k, s in enumerate(current)
+                 if (counts[s] > 1 or s in taken) and choice[k] < len(cands[k]) - 1]
+        if not clash:
+            break
+        for k in clash:
+            choice[k] += 1
+    taken.update(current)
+    return current
 
 
 def build(units: ProvinceUnits, plan: AddressPlan | None = None) -> InventoryData:
@@ -220,8 +229,24 @@ def build(units: ProvinceUnits, plan: AddressPlan | None = None) -> InventoryDat
                       Level.COMMUNE: bw(100, 50, 100)}
     meta = ProvinceMeta(id=prov.code, name=prov.short, slug=slugify(prov.short), era=units.era,
                         communes_2025=communes_2025)
+    from conftool.inventory.defaults import apply_defaults
+
+    # Sites come out resolved and in file order, exactly as load() returns them after reading the files back
+    # (addresses stay assigned by the GSO order above, so the plan does not depend on the file layout).
+    rank = {s.id: (0, i) for i, s in enumerate(sites) if s.level == Level.PROVINCE}
+    for i, s in enumerate(sites):
+        if s.level == Level.DISTRICT:
+            rank[s.id] = (1, i, -1)  # type: ignore[assignment]
+    for i, s in enumerate(sites):
+        if s.level == Level.COMMUNE:
+            par = rank.get(s.parent or "")
+            rank[s.id] = (1, par[1], i) if par and par[0] == 1 else (2, i)  # type: ignore[assignment]
+    sites.sort(key=lambda s: rank[s.id])
+    resolved = [Site.model_validate(apply_defaults(
+        s.model_dump(mode="json", exclude_none=True),
+        [defaults, *([level_defaults[s.level]] if s.level in level_defaults else [])])) for s in sites]
     return InventoryData(province=meta, services=services, defaults=defaults, level_defaults=level_defaults,
-                         sites=sites)
+                         sites=resolved)
 
 
 # ----- writing a directory ------------------------------------------------------------------

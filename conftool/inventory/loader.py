@@ -132,10 +132,8 @@ def _site_label(raw: Any) -> str | None:
 
 
 def _parse_model(model: Any, raw: Any, col: _Collector, file: str, prefix: str, tree: Any) -> Any:
-    if raw is None:
-        return model()
     try:
-        return model.model_validate(raw)
+        return model() if raw is None else model.model_validate(raw)
     except ValidationError as exc:
         col.from_validation(exc, file, prefix, tree, None)
         return None
@@ -162,11 +160,12 @@ def _load_dir(base: Path) -> Inventory:
     for k in ("province", "services"):
         if k not in prov_tree:
             col.add("province.yml", k, f"required section {k!r} is missing")
-    meta = _parse_model(ProvinceMeta, prov_tree.get("province"), col, "province.yml", "province", prov_tree.get("province")) \
-        if "province" in prov_tree else None
-    services = _parse_model(Services, prov_tree.get("services"), col, "province.yml", "services", prov_tree.get("services")) \
-        if "services" in prov_tree else None
-    defaults = _parse_model(Defaults, prov_tree.get("defaults"), col, "province.yml", "defaults", prov_tree.get("defaults"))
+    meta = _parse_model(ProvinceMeta, prov_tree.get("province"), col, "province.yml", "province",
+                        prov_tree.get("province")) if "province" in prov_tree else None
+    services = _parse_model(Services, prov_tree.get("services"), col, "province.yml", "services",
+                            prov_tree.get("services")) if "services" in prov_tree else None
+    defaults = _parse_model(Defaults, prov_tree.get("defaults"), col, "province.yml", "defaults",
+                            prov_tree.get("defaults"))
     level_defaults: dict[Level, Defaults] = {}
     ld_raw = prov_tree.get("level_defaults") or {}
     if not isinstance(ld_raw, dict):
@@ -312,9 +311,6 @@ def load(path: str | Path | None = None) -> Inventory:
     Raises ``InventoryError`` carrying every problem found (file, field path, site, line).
     """
     p = Path(path) if path is not None else default_inventory_path()
-    if p.suffix in (".json", ".yml", ".yaml") and not p.is_dir():
-        inv = _load_file(p)
-    else:
-        inv = _load_dir(p)
+    inv = _load_file(p) if p.suffix in (".json", ".yml", ".yaml") and not p.is_dir() else _load_dir(p)
     logger.debug("loaded inventory %s: %d sites", p, len(inv))
     return inv

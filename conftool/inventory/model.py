@@ -1,4 +1,4 @@
-"""The province's source of truth as typed objects: every flow (render, deploy, audit, play, lab, meeting) reads these."""
+"""The province's source of truth as typed objects: every flow (render, deploy, audit, lab, meeting) reads them."""
 
 from __future__ import annotations
 

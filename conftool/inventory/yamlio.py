@@ -35,11 +35,11 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> LineD
             raise yaml.constructor.ConstructorError(
                 None, None, "mapping keys must be plain scalars", key_node.start_mark
             )
-        if key in out:
+        if key in out:  # type: ignore[comparison-overlap]
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r} in one mapping", key_node.start_mark
             )
-        out[key] = loader.construct_object(value_node, deep=True)
+        out[str(key) if not isinstance(key, str) else key] = loader.construct_object(value_node, deep=True)
     return out
 
 
@@ -67,7 +67,7 @@ def read_yaml(path: Path, rel: str) -> tuple[Any, Problem | None]:
     if not text.strip():
         return None, Problem(rel, "", "file is empty", hint="fill it in or remove it")
     try:
-        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - safe loader subclass
+        data = yaml.load(text, Loader=_LineLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
