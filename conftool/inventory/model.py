@@ -108,6 +108,7 @@ class Device(_Model):
     address: IPv4Address | None = None  # data-plane address (e.g. a room PC on the site LAN)
     username: str | None = None
     credentials: CredentialRef | None = None
+    enable_credentials: CredentialRef | None = None  # IOS enable secret, when it differs from the login password
     managed: bool = True  # false: the telco owns it — audited, never deployed
     timeout_s: float = Field(default=20.0, gt=0, le=600)
     port: int = Field(default=22, ge=1, le=65535)
