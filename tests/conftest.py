@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+# The lab fixtures (one lab per test session, serialised across processes) serve every test tree.
+pytest_plugins = ["tests.lab.fixtures"]
+
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE_INVENTORY = REPO / "inventory" / "dien-bien"
 

@@ -48,6 +48,7 @@ class DeployResult:
 class DeployOptions:
     dry_run: bool = True
     confirm_seconds: int = 45
+    settle_seconds: float = 3.0  # routes reach the kernel asynchronously; probe management only after this
     log_dir: Path | None = None  # per-device Netmiko session logs
     backups: BackupRepo | None = None
 
@@ -143,11 +144,21 @@ class DeviceDeploy:
             if not _same(after, self.intended, self.platform):
                 left = unified_diff(self.intended, after, self.platform, self.t.name)
                 raise DeviceError("verify failed: running config differs from intended after apply:\n" + left)
+            if self.guard is not None:
+                # Prove the management path with a NEW session after routes settle: an established session can
+                # outlive a change that blocks every new one. Only then save and confirm.
+                self.close()
+                time.sleep(self.opts.settle_seconds)
+                try:
+                    self.conn = connect(self.inv, self.t, self.log, retries=0)
+                except DeviceError:
+                    raise DeviceError("management path lost after the change (a new SSH session fails)") from None
             self.conn.save_config()
             if self.guard is not None:
                 self.guard.confirm()
         except Exception as exc:
-            reason = str(exc) if isinstance(exc, DeviceError) else f"{type(exc).__name__}: {exc}"
+            reason = str(exc) if isinstance(exc, DeviceError) else (
+                f"SSH session lost during apply/verify ({type(exc).__name__})")
             return self._rollback(reason, p.commands, diff)
         return self._result("changed", f"{len(p.commands)} commands applied, verified, saved{guard_note}",
                             commands=p.commands, diff=diff, changed=True)
@@ -166,6 +177,8 @@ class DeviceDeploy:
                 _send(self.conn, back.commands)
             restored = _same(running_config(self.conn, self.platform), self.backup, self.platform)
             how = "backup restored over SSH"
+            if self.guard is not None and self.guard.state().startswith("restored"):
+                how = "device-side watchdog restored the backup (management path was cut)"
             if restored and self.guard is not None:
                 with contextlib.suppress(DeviceError):
                     self.guard.confirm()  # the backup is back; stop the timer from re-applying it

@@ -95,7 +95,7 @@ def connect(inv: Inventory, target: Target, session_log: Path | None = None, ret
         try:
             if not conn.check_enable_mode():
                 conn.enable()  # IOS users below privilege 15 land in user EXEC
-        except Exception as exc:  # noqa: BLE001 - report, never leak the enable secret
+        except Exception as exc:
             conn.disconnect()
             raise DeviceError(f"{target.name}: cannot enter privileged mode ({type(exc).__name__})") from None
         return conn

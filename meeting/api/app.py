@@ -1,0 +1,99 @@
+"""The FastAPI application: migrations on start, routers, pages, offline API docs, middleware, reminders."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from meeting import migrate
+from meeting.api import errors
+from meeting.api.deps import Public
+from meeting.api.middleware import AccessLog, BodyLimit
+from meeting.api.routes import agents, health, meetings, sites, users
+from meeting.db import make_engine, make_sessionmaker, redact_url
+from meeting.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
+FAVICON = (
+    "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E"
+    "%3Crect width='16' height='16' rx='3' fill='%23b71c1c'/%3E%3C/svg%3E"
+)
+
+
+def _swagger_dir() -> Path | None:
+    try:
+        import swagger_ui_bundle  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    return Path(swagger_ui_bundle.swagger_ui_path)
+
+
+def create_app(settings: Settings, *, run_migrations: bool = True, reminders: bool = False) -> FastAPI:
+    """Build the app for ``settings``; its lifespan migrates the DB and (optionally) runs reminders."""
+    engine = make_engine(settings.db_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if run_migrations:
+            migrate.upgrade(settings.db_url)
+        scheduler = None
+        if reminders:
+            from meeting.services.reminders import ReminderScheduler
+
+            scheduler = ReminderScheduler(app.state.sessions, settings)
+            await scheduler.start()
+        logger.info("meeting service ready on %s", redact_url(settings.db_url))
+        try:
+            yield
+        finally:
+            if scheduler is not None:
+                await scheduler.stop()
+            engine.dispose()
+
+    app = FastAPI(
+        title="Liên Thông — Lịch họp trực tuyến / Meeting service",
+        version="1.0",
+        description="Lịch họp trực tuyến tỉnh – huyện – xã: điểm cầu, lịch, xung đột, sẵn sàng. "
+        "Online meetings of the province: sites, schedule, conflicts, readiness.",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = make_sessionmaker(engine)
+    errors.install(app)
+    for r in (health.router, users.router, sites.router, meetings.router, agents.router):
+        app.include_router(r)
+
+    from meeting.web import pages
+
+    app.include_router(pages.router)
+    swagger = _swagger_dir()
+    if swagger is not None:  # mounted before /static, which would otherwise shadow it
+        app.mount("/static/swagger", StaticFiles(directory=swagger), name="swagger")
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/docs", include_in_schema=False, dependencies=[Public])
+    def docs() -> HTMLResponse:
+        """Swagger UI from local files (no CDN: the province network may have no Internet)."""
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=app.title,
+            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger/swagger-ui.css",
+            swagger_favicon_url=FAVICON,
+        )
+
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(AccessLog)
+    return app

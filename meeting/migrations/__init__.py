@@ -1,0 +1,1 @@
+"""Alembic migrations of the meeting tables (own version table ``meeting_alembic_version``)."""

@@ -1,0 +1,72 @@
+"""The meeting service's one settings object: where the database is and how strict the web layer is."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_TZ = "Asia/Ho_Chi_Minh"
+
+
+def _state_dir() -> Path:
+    from conftool.inventory.secrets import default_state_dir
+
+    return default_state_dir()
+
+
+def default_db_url() -> str:
+    """LIENTHONG_DB, else a SQLite file in the state dir (DESIGN §9)."""
+    env = os.environ.get("LIENTHONG_DB")
+    if env:
+        return env
+    return f"sqlite:///{_state_dir() / 'lienthong.db'}"
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    v = os.environ.get(name)
+    if v is None:
+        return default
+    return v.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything tunable, read once (env + CLI flags) and passed down; nothing reads os.environ later."""
+
+    db_url: str
+    secure_cookies: bool = False  # set when served over https, so the session cookie gets `Secure`
+    session_hours: float = 12.0
+    heartbeat_online_s: float = 90.0
+    join_token_ttl_s: int = 300
+    horizon_days: int = 366  # how far recurring meetings are expanded for conflicts and reminders
+    max_occurrences: int = 400
+    max_body_bytes: int = 1024 * 1024
+    login_max_failures: int = 5
+    login_window_s: int = 300
+    past_grace_s: int = 300  # a start this much in the past is still accepted (clock skew, slow typing)
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    mail_from: str = "lich-hop@localhost"
+    webhook_url: str | None = None
+    reminder_interval_s: float = 30.0
+    inventory_dir: str | None = None
+
+    @classmethod
+    def load(cls, db_url: str | None = None, **overrides: Any) -> Settings:
+        smtp = os.environ.get("LIENTHONG_SMTP")  # host:port
+        host, port = (None, 25)
+        if smtp:
+            h, _, p = smtp.rpartition(":")
+            host, port = (h, int(p)) if h and p.isdigit() else (smtp, 25)
+        s = cls(
+            db_url=db_url or default_db_url(),
+            secure_cookies=_env_bool("LIENTHONG_SECURE_COOKIES", False),
+            smtp_host=host,
+            smtp_port=port,
+            mail_from=os.environ.get("LIENTHONG_MAIL_FROM", cls.mail_from),
+            webhook_url=os.environ.get("LIENTHONG_REMINDER_WEBHOOK") or None,
+            inventory_dir=os.environ.get("LIENTHONG_INVENTORY") or None,
+        )
+        return replace(s, **overrides) if overrides else s

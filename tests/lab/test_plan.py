@@ -1,0 +1,160 @@
+"""Pure logic of the lab (no root needed): profiles, the plan, overlap refusal, generated files, state."""
+
+from __future__ import annotations
+
+import os
+from ipaddress import IPv4Network
+from pathlib import Path
+
+import pytest
+
+from conftool.inventory import Inventory, load
+from conftool.lab import LabError, profile_sites
+from conftool.lab.frr import bootstrap_config
+from conftool.lab.lab import check_overlaps
+from conftool.lab.netns import cloud_batches, overlaps, root_batch
+from conftool.lab.plan import LabPlan, build_plan, lab_prefixes
+from conftool.lab.sshd import sshd_config
+from conftool.lab.state import LabState, proc_start_time
+
+
+@pytest.fixture(scope="module")
+def inv(reference_inventory: Path) -> Inventory:
+    return load(reference_inventory)
+
+
+def test_small_profile_is_province_two_districts_two_communes_each(inv: Inventory) -> None:
+    assert profile_sites(inv, "small") == ["11", "094", "03124", "03127", "095", "03148", "03151"]
+
+
+def test_full_profile_is_every_router(inv: Inventory) -> None:
+    sites = profile_sites(inv, "full")
+    assert len(sites) == 140 and sites[0] == "11" and len(set(sites)) == 140
+
+
+def test_unknown_profile_is_refused(inv: Inventory) -> None:
+    with pytest.raises(LabError, match="unknown lab profile"):
+        profile_sites(inv, "huge")
+
+
+def test_plan_names_and_interfaces(inv: Inventory) -> None:
+    plan = build_plan(inv, profile_sites(inv, "small"), "small")
+    prov = plan.router("11")
+    assert prov is not None
+    assert prov.namespace == "lt-11" and prov.mgmt_address == "10.250.0.16" and prov.mgmt_prefixlen == 20
+    assert {lk.interface for lk in prov.links} == {"lan0", "wan0", "tslcd0"}
+    wan = prov.link("internet")
+    assert wan is not None and (wan.cloud_ns, wan.cloud_if, wan.gateway) == ("lt-isp", "i-11", "100.64.0.1")
+    assert plan.noc_address == "10.250.0.1/20"
+    assert plan.services is not None and plan.services.gateway == "10.11.0.1"
+    assert set(plan.services.addresses) == {"10.11.0.10/24", "10.11.0.11/24", "10.11.0.12/24"}
+    assert plan.namespaces[:3] == ["lt-isp", "lt-tslcd", "lt-svc"] and len(plan.namespaces) == 10
+    assert plan.router("rt-dien-bien-phu") is plan.router("094")
+    assert LabPlan.from_dict(plan.to_dict()) == plan
+
+
+def test_root_batch_keeps_link_addresses_out_of_routers(inv: Inventory) -> None:
+    plan = build_plan(inv, profile_sites(inv, "small"), "small")
+    lines = root_batch(plan)
+    assert "link add lt-mgmt type bridge" in lines
+    assert "link add wan0 netns lt-094 type veth peer name i-094 netns lt-isp" in lines
+    clouds = cloud_batches(plan)
+    assert "addr add 172.16.0.5/30 dev t-094" in clouds["lt-tslcd"]
+    assert "route add 10.11.1.0/24 via 172.16.0.6 dev t-094" in clouds["lt-tslcd"]
+    assert not any("route" in line for line in clouds["lt-isp"])  # the ISP knows only its /30s
+    assert "route add default via 10.11.0.1" in clouds["lt-svc"]
+
+
+def test_bootstrap_config_holds_only_management(inv: Inventory) -> None:
+    plan = build_plan(inv, ["094"], "small")
+    text = bootstrap_config(plan.routers[0])
+    assert "hostname rt-dien-bien-phu" in text and "ip address 10.250.0.18/20" in text
+    assert "service integrated-vtysh-config" in text
+    for other in ("172.16.", "100.64.", "10.11.1.1", "ip route"):
+        assert other not in text
+
+
+def test_sshd_config_is_key_only_and_lands_in_vtysh(inv: Inventory) -> None:
+    r = build_plan(inv, ["094"], "small").routers[0]
+    text = sshd_config(r)
+    assert "PasswordAuthentication no" in text and "ListenAddress 10.250.0.18" in text
+    assert "AllowUsers netops" in text
+    assert "ForceCommand /bin/sh /run/lt-bin/lt-shell.sh rt-dien-bien-phu" in text  # → vtysh -N rt-dien-bien-phu
+
+
+@pytest.mark.parametrize(("lab_net", "route", "clash"), [
+    ("10.250.0.0/20", "10.250.0.0/24", True),   # route inside the lab prefix
+    ("10.250.0.0/20", "10.0.0.0/8", True),      # route covering it
+    ("10.250.0.0/20", "10.250.16.0/20", False),  # neighbour
+    ("172.16.0.4/30", "172.16.0.8/30", False),
+    ("172.16.0.4/30", "172.16.0.6/32", True),
+])
+def test_overlaps_case_table(lab_net: str, route: str, clash: bool) -> None:
+    assert bool(overlaps([IPv4Network(lab_net)], [IPv4Network(route)])) is clash
+
+
+def test_overlap_with_a_root_route_refuses(inv: Inventory) -> None:
+    plan = build_plan(inv, profile_sites(inv, "small"), "small")
+    assert IPv4Network("10.11.0.0/24") in lab_prefixes(plan)
+    check_overlaps(plan, [IPv4Network("192.0.2.0/24")])
+    with pytest.raises(LabError, match=r"10\.250\.0\.0/20 overlaps 10\.250\.0\.0/16.*nothing was built"):
+        check_overlaps(plan, [IPv4Network("10.250.0.0/16")])
+
+
+def test_router_without_mgmt_address_is_refused(reference_inventory: Path) -> None:
+    sub = load(reference_inventory).select("094")  # a fresh copy: this test mutates it
+    router = sub.get("094").router
+    assert router is not None
+    router.mgmt_address = None
+    with pytest.raises(LabError, match=r"094.*mgmt_address is missing"):
+        build_plan(sub, ["094"], "small")
+
+
+def test_state_roundtrip_and_process_identity(tmp_path: Path, inv: Inventory) -> None:
+    import os
+
+    st = LabState(path=tmp_path / "state.json", plan=build_plan(inv, ["11"], "small"))
+    rec = st.add_process(os.getpid(), "test", "11")
+    st.namespaces = ["lt-11"]
+    st.save()
+    back = LabState.load(tmp_path / "state.json")
+    assert back is not None and back.plan == st.plan and back.namespaces == ["lt-11"]
+    assert back.processes[0].alive() and back.is_live()
+    assert rec.start == proc_start_time(os.getpid())
+    back.processes[0].start += 1  # a recycled PID has another start time: never ours
+    assert not back.processes[0].alive()
+    assert LabState.load(tmp_path / "missing.json") is None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the checks after the root check need root")
+@pytest.mark.parametrize(("attr", "message"), [
+    ("frr", "FRRouting is missing"),
+    ("sshd", "openssh-server"),
+    ("ip", "iproute2"),
+])
+def test_preflight_names_what_is_missing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, attr: str,
+                                         message: str) -> None:
+    from conftool.lab import frr, lab, sshd
+
+    if attr == "frr":
+        monkeypatch.setattr(frr, "FRR_LIB", tmp_path / "no-frr")
+    elif attr == "sshd":
+        monkeypatch.setattr(sshd, "SSHD", tmp_path / "no-sshd")
+    else:
+        monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(LabError, match=message):
+        lab.preflight_tools()
+
+
+def test_small_profile_in_the_2025_map_is_province_and_four_communes(tmp_path: Path) -> None:
+    from conftool.inventory import Era
+    from conftool.inventory.generate import init as build_init
+    from conftool.inventory.generate import write_dir
+
+    write_dir(build_init("Điện Biên", Era.Y2025, None), tmp_path / "inv")
+    inv = load(tmp_path / "inv")
+    sites = profile_sites(inv, "small")
+    assert sites[0] == "11" and len(sites) == 5
+    assert all(inv.get(s).level == "commune" for s in sites[1:]) and sites[1:] == sorted(sites[1:])
+    plan = build_plan(inv, sites, "small")
+    assert plan.services is not None and len(plan.routers) == 5
