@@ -1,0 +1,1 @@
+"""The meeting media plane: an SFU that forwards encoded audio/video between commune sites, never transcoding."""
