@@ -183,7 +183,7 @@ def _body(province: str, run: RunRecord, events: Sequence[Event]) -> str:
         lines.append(f"ĐÃ PHỤC HỒI ({len(recs)}):")
         lines += [f"  • {e.label()}" for e in recs]
         lines.append("")
-    lines.append("Thư tự động từ hệ thống Liên Thông; xem chi tiết: conftool audit diff / conftool audit-ops report.")
+    lines.append("Thư tự động từ hệ thống Liên Thông; xem chi tiết: conftool audit diff / conftool audit report.")
     return "\n".join(lines) + "\n"
 
 

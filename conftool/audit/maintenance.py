@@ -4,7 +4,7 @@ Two sources, both honoured:
 
 * the inventory: ``vars.maintenance`` of a site, a list of ``{start, end, reason}`` (ISO 8601; a time without an
   offset is the province's local time, Asia/Ho_Chi_Minh) — for work planned with the change calendar;
-* the database: ``conftool audit-ops maintenance add SITE --start … --end …`` — for work decided today.
+* the database: ``conftool audit maintenance add SITE --start … --end …`` — for work decided today.
 
 A window on a site also covers the sites under it (a district's window covers its communes, whose traffic
 rides through the district). Windows live in the table ``audit_maint_windows``, created on first use.

@@ -233,11 +233,11 @@ def systemd_units(args: list[str], *, calendar: str, exe: str, user: str = "root
                   env: dict[str, str] | None = None) -> dict[str, str]:
     """A oneshot service + timer pair for hosts that prefer systemd to a daemon (`--print-systemd`).
 
-    The timer runs `conftool audit-ops schedule --once …` at the OnCalendar= time; Persistent=true catches up a run
+    The timer runs `conftool audit schedule --once …` at the OnCalendar= time; Persistent=true catches up a run
     missed while the host was off (the daemon's coalescing, done by systemd).
     """
     envs = "".join(f"Environment={k}={v}\n" for k, v in sorted((env or {}).items()))
-    cmd = " ".join([exe, "audit-ops", "schedule", "--once", *args])
+    cmd = " ".join([exe, "audit", "schedule", "--once", *args])
     service = (
         "[Unit]\nDescription=Liên Thông network audit (one run, alerts on change)\n"
         "Wants=network-online.target\nAfter=network-online.target\n\n"

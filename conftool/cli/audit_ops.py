@@ -1,4 +1,4 @@
-"""`conftool audit-ops report|availability|schedule|maintenance`: the audit as the NOC runs it, unattended."""
+"""`conftool audit report|availability|schedule|maintenance`: the audit as the NOC runs it, unattended."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import subprocess
+import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,6 +54,7 @@ class BackupRepo:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._lock = threading.Lock()  # deploy workers write concurrently; git init and commits must not race
 
     def _git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         try:
@@ -64,12 +66,13 @@ class BackupRepo:
             raise ConftoolError(f"backup repository {self.path}: git {args[0]} failed: {exc.stderr.strip()}") from None
 
     def ensure(self) -> None:
-        if (self.path / ".git").is_dir():
-            return
-        self.path.mkdir(parents=True, exist_ok=True)
-        self._git("init", "-q")
-        self._git("config", "user.name", "Liên Thông conftool")
-        self._git("config", "user.email", "conftool@localhost")
+        with self._lock:
+            if (self.path / ".git").is_dir():
+                return
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._git("init", "-q")
+            self._git("config", "user.name", "Liên Thông conftool")
+            self._git("config", "user.email", "conftool@localhost")
 
     def file_for(self, site: str, hostname: str) -> Path:
         return self.path / site / f"{hostname}.cfg"

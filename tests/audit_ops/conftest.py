@@ -1,4 +1,4 @@
-"""Fixtures of the audit-ops tests: synthetic runs over the reference inventory, an injectable clock, and real
+"""Fixtures of the audit tests: synthetic runs over the reference inventory, an injectable clock, and real
 local receivers for alerts (an aiosmtpd SMTP server and an HTTP server, both on 127.0.0.1 only)."""
 
 from __future__ import annotations

@@ -71,7 +71,7 @@ def test_cli(tmp_path: Path, state_dir: Path, reference_inventory: Path) -> None
     seed(url)
     env = {**os.environ, "LIENTHONG_DB": url, "LIENTHONG_INVENTORY": str(reference_inventory)}
     html = tmp_path / "av.html"
-    p = subprocess.run([CONFTOOL, "audit-ops", "availability", "--month", "2026-11", "--by", "district", "--json",
+    p = subprocess.run([CONFTOOL, "audit", "availability", "--month", "2026-11", "--by", "district", "--json",
                         "--html", str(html)], capture_output=True, text=True, env=env, timeout=120)
     assert p.returncode == 0, p.stderr
     doc = json.loads(p.stdout)
@@ -79,6 +79,6 @@ def test_cli(tmp_path: Path, state_dir: Path, reference_inventory: Path) -> None
     keys = [i["key"] for i in doc["items"]]
     assert keys == ["Huyện Mường Nhé (096)", "Thị xã Mường Lay (095)"]
     assert "Huyện Mường Nhé (096)" in html.read_text(encoding="utf-8")
-    p = subprocess.run([CONFTOOL, "audit-ops", "availability", "--by", "telco"], capture_output=True, text=True,
+    p = subprocess.run([CONFTOOL, "audit", "availability", "--by", "telco"], capture_output=True, text=True,
                        env=env, timeout=120)
     assert p.returncode == 2 and "--by 'telco'" in p.stderr

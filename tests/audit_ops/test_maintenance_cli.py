@@ -1,4 +1,4 @@
-"""`conftool audit-ops maintenance add|list|remove`: windows from the command line, bad input as exit 2."""
+"""`conftool audit maintenance add|list|remove`: windows from the command line, bad input as exit 2."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ CONFTOOL = str(Path(sys.executable).parent / "conftool")
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([CONFTOOL, "audit-ops", "maintenance", *args], capture_output=True, text=True, env=env,
+    return subprocess.run([CONFTOOL, "audit", "maintenance", *args], capture_output=True, text=True, env=env,
                           timeout=120)
 
 

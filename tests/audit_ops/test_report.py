@@ -145,17 +145,17 @@ def test_report_cli(tmp_path: Path, state_dir: Path, reference_inventory: Path) 
     ids = seed(url)
     env = {**os.environ, "LIENTHONG_DB": url, "LIENTHONG_INVENTORY": str(reference_inventory)}
     out = tmp_path / "r.html"
-    p = _cli("audit-ops", "report", "--html", str(out), env=env)
+    p = _cli("audit", "report", "--html", str(out), env=env)
     assert p.returncode == 0, p.stderr
     assert str(out.resolve()) in p.stdout.replace("\n", "") and out.is_file()
-    p = _cli("audit-ops", "report", "--format", "md", "--run", str(ids[0]), env=env)
+    p = _cli("audit", "report", "--format", "md", "--run", str(ids[0]), env=env)
     assert p.returncode == 0 and f"Lần kiểm tra {ids[0]}" in p.stdout and "Không có trạm nào lỗi." in p.stdout
-    p = _cli("audit-ops", "report", "--json", env=env)
+    p = _cli("audit", "report", "--json", env=env)
     doc = json.loads(p.stdout)
     assert doc["kpis"]["internet"]["ok"] == 6 and doc["failing_sites"] == ["03151", "03154", "03155", "096"]
-    p = _cli("audit-ops", "report", "--html", str(out), "--run", "999", env=env)
+    p = _cli("audit", "report", "--html", str(out), "--run", "999", env=env)
     assert p.returncode == 2 and "no audit run with id 999" in p.stderr and "Traceback" not in p.stderr
-    p = _cli("audit-ops", "report", env=env)
+    p = _cli("audit", "report", env=env)
     assert p.returncode == 2 and "--html FILE" in p.stderr
 
 

@@ -107,18 +107,18 @@ def test_audit_failure_is_logged_not_fatal(tmp_path: Path, inv: Inventory) -> No
 
 
 def test_bad_cron_is_a_usage_error(state_dir: Path) -> None:
-    p = subprocess.run([CONFTOOL, "audit-ops", "schedule", "--cron", "every hour"], capture_output=True, text=True,
+    p = subprocess.run([CONFTOOL, "audit", "schedule", "--cron", "every hour"], capture_output=True, text=True,
                        timeout=60)
     assert p.returncode == 2 and "--cron 'every hour'" in p.stderr and "Traceback" not in p.stderr
 
 
 def test_print_systemd(state_dir: Path) -> None:
-    p = subprocess.run([CONFTOOL, "audit-ops", "schedule", "--cron", "0 */4 * * *", "--alert",
+    p = subprocess.run([CONFTOOL, "audit", "schedule", "--cron", "0 */4 * * *", "--alert",
                         "smtp://noc@127.0.0.1:25", "--smtp-password", "env:SMTP_PASSWORD", "--print-systemd"],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert "OnCalendar=*-*-* 00/4:00:00 Asia/Ho_Chi_Minh" in p.stdout and "Persistent=true" in p.stdout
-    assert "audit-ops schedule --once --alert smtp://noc@127.0.0.1:25 --smtp-password env:SMTP_PASSWORD" in p.stdout
+    assert "audit schedule --once --alert smtp://noc@127.0.0.1:25 --smtp-password env:SMTP_PASSWORD" in p.stdout
     if shutil.which("systemd-analyze"):
         cal = subprocess.run(["systemd-analyze", "calendar", cron_to_oncalendar("0 */4 * * *")],
                              capture_output=True, text=True, timeout=30)
@@ -129,7 +129,7 @@ def test_sigterm_stops_mid_wait(tmp_path: Path, state_dir: Path, reference_inven
                                 http_receiver: Receiver) -> None:
     env = {**os.environ, "LIENTHONG_DB": f"sqlite:///{tmp_path / 'a.db'}",
            "LIENTHONG_INVENTORY": str(reference_inventory)}
-    cmd = [CONFTOOL, "audit-ops", "schedule", "--cron", "0 0 1 1 *", "--alert", http_receiver.url]
+    cmd = [CONFTOOL, "audit", "schedule", "--cron", "0 0 1 1 *", "--alert", http_receiver.url]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stdout is not None
@@ -154,7 +154,7 @@ def test_sigterm_stops_mid_wait(tmp_path: Path, state_dir: Path, reference_inven
 def test_once_without_a_lab_exits_2(tmp_path: Path, state_dir: Path, reference_inventory: Path) -> None:
     env = {**os.environ, "LIENTHONG_DB": f"sqlite:///{tmp_path / 'a.db'}",
            "LIENTHONG_INVENTORY": str(reference_inventory)}
-    p = subprocess.run([CONFTOOL, "audit-ops", "schedule", "--once", "--json"], capture_output=True, text=True,
+    p = subprocess.run([CONFTOOL, "audit", "schedule", "--once", "--json"], capture_output=True, text=True,
                        env=env, timeout=120)
     assert p.returncode == 2, p.stderr
     assert "no lab is running" in json.loads(p.stdout)["summary"]["error"]

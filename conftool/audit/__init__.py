@@ -1,0 +1,1 @@
+"""Network audit: checks over every site and link, results stored with history (DESIGN §5)."""

@@ -1,0 +1,191 @@
+"""Reachability probes: short ICMP bursts that travel the link they judge, concurrent across sites.
+
+A probe is judged from the far side of its link, never over the management network (which stays up when a
+link fails): TSLCD from the province LAN over the TSLCD backbone to the site's LAN gateway, Internet from the
+ISP side to the site's Internet address, LAN from the site's router to a host on its LAN. In the lab each probe
+starts inside the right namespace (`ip netns exec`); on a real network from this machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from conftool.inventory import LinkKind, Site
+
+logger = logging.getLogger(__name__)
+
+COUNT = 20  # 20 probes: a 30 % loss is seen with certainty, 1 lost probe is already 5 %
+INTERVAL_S = 0.02  # 20 probes in 0.4 s; iputils allows intervals below 0.2 s to root only
+USER_INTERVAL_S = 0.2
+WAIT_S = 1  # per-reply wait
+_REPLY = re.compile(r"bytes from .*?time[=<]([\d.]+) ?ms")
+_TOTALS = re.compile(r"(\d+) packets transmitted, (\d+) (?:packets )?received")
+
+
+@dataclass(frozen=True)
+class ProbeTarget:
+    """Where a probe starts (`argv` prefix, e.g. `ip netns exec lt-isp`), where it goes, and what it crosses."""
+
+    kind: str
+    address: str
+    source: str  # human words: "ISP side", "province LAN (lt-svc) over TSLCD"
+    argv: tuple[str, ...] = ()
+
+
+@dataclass
+class ProbeResult:
+    target: ProbeTarget
+    sent: int
+    received: int
+    rtts_ms: list[float] = field(default_factory=list)
+    error: str | None = None  # the probe could not run at all (no ping, bad namespace)
+
+    @property
+    def up(self) -> bool:
+        return self.error is None and self.received > 0
+
+    @property
+    def loss_pct(self) -> float:
+        return round(100.0 * (self.sent - self.received) / self.sent, 1) if self.sent else 100.0
+
+    @property
+    def rtt_ms(self) -> float | None:
+        return round(statistics.fmean(self.rtts_ms), 2) if self.rtts_ms else None
+
+    @property
+    def jitter_ms(self) -> float | None:
+        """Mean absolute difference of consecutive round-trip times (RFC 3550's idea, without smoothing)."""
+        if len(self.rtts_ms) < 2:
+            return 0.0 if self.rtts_ms else None
+        diffs = [abs(b - a) for a, b in zip(self.rtts_ms, self.rtts_ms[1:], strict=False)]
+        return round(statistics.fmean(diffs), 2)
+
+    def data(self) -> dict[str, Any]:
+        """The metrics every consumer reads (`latest_for_sites`, reports): up, rtt_ms, loss_pct, jitter_ms."""
+        return {"up": self.up, "rtt_ms": self.rtt_ms, "loss_pct": self.loss_pct, "jitter_ms": self.jitter_ms,
+                "sent": self.sent, "received": self.received, "target": self.target.address,
+                "from": self.target.source}
+
+
+def parse_ping(text: str) -> tuple[int, int, list[float]]:
+    """(sent, received, per-reply RTTs) from iputils `ping` output."""
+    rtts = [float(m.group(1)) for m in _REPLY.finditer(text)]
+    m = _TOTALS.search(text)
+    if m is None:
+        return (0, 0, rtts)
+    return int(m.group(1)), int(m.group(2)), rtts
+
+
+def default_interval() -> float:
+    return INTERVAL_S if os.geteuid() == 0 else USER_INTERVAL_S
+
+
+def ping_argv(target: ProbeTarget, count: int = COUNT, interval: float | None = None) -> list[str]:
+    interval = default_interval() if interval is None else interval
+    deadline = max(3, int(count * interval + WAIT_S + 2))
+    return [*target.argv, "ping", "-n", "-c", str(count), "-i", str(interval), "-W", str(WAIT_S),
+            "-w", str(deadline), target.address]
+
+
+async def probe(target: ProbeTarget, count: int = COUNT, interval: float | None = None) -> ProbeResult:
+    argv = ping_argv(target, count, interval)
+    try:
+        proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.PIPE)
+    except FileNotFoundError:
+        return ProbeResult(target, 0, 0, error=f"{argv[0]} is not installed (iputils-ping / iproute2)")
+    try:
+        out, err = await proc.communicate()
+    except asyncio.CancelledError:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        raise
+    sent, received, rtts = parse_ping(out.decode(errors="replace"))
+    if sent == 0:
+        msg = (err.decode(errors="replace") or out.decode(errors="replace")).strip().splitlines()
+        return ProbeResult(target, count, 0, error=(msg[-1] if msg else f"ping exited {proc.returncode}")[:200])
+    return ProbeResult(target, sent, received, rtts)
+
+
+class ProbePool:
+    """Bounds how many bursts run at once, in total and per source namespace.
+
+    Root's `ping` uses a raw ICMP socket, and every raw ICMP socket of a namespace receives every ICMP reply
+    of that namespace: 64 bursts from one namespace means each reply is copied to 64 sockets, and on a busy
+    host the sockets overflow and drop replies — the probes would report loss that is our own. 16 bursts per
+    source keep the copies cheap while the ISP, TSLCD, services and router namespaces still run in parallel.
+    """
+
+    def __init__(self, limit: int = 64, per_source: int = 16) -> None:
+        self.sem = asyncio.Semaphore(limit)
+        self.per_source = per_source
+        self._sources: dict[tuple[str, ...], asyncio.Semaphore] = {}
+
+    async def run(self, target: ProbeTarget, count: int = COUNT) -> ProbeResult:
+        src = self._sources.setdefault(target.argv, asyncio.Semaphore(self.per_source))
+        async with src, self.sem:
+            return await probe(target, count)
+
+
+# ---- where each probe starts ---------------------------------------------------------------------------
+def lab_targets(site: Site, plan: Any) -> dict[str, ProbeTarget | str]:
+    """Probe targets of one site inside the running lab, or the reason a link cannot be probed.
+
+    `plan` is the lab's `LabPlan`: its clouds (`lt-isp`, `lt-tslcd`), services namespace (`lt-svc`) and the
+    site's router namespace.
+    """
+    from conftool.lab.plan import ISP_NS, TSLCD_NS
+
+    out: dict[str, ProbeTarget | str] = {}
+    r = plan.router(site.id)
+    if r is None:
+        return {lk.kind.value: "site not emulated by the running lab" for lk in site.links}
+    svc = plan.services
+    lan, inet, ded = site.link(LinkKind.LAN), site.link(LinkKind.INTERNET), site.link(LinkKind.DEDICATED)
+    if inet is not None:
+        out["internet"] = (ProbeTarget("internet", str(inet.address), f"ISP side ({ISP_NS})",
+                                       ("ip", "netns", "exec", ISP_NS))
+                           if inet.address else "the internet link has no site address in the inventory")
+    if ded is not None:
+        if svc is not None and lan is not None and lan.address is not None and site.id != svc.router_site:
+            out["dedicated"] = ProbeTarget("dedicated", str(lan.address),
+                                           f"province LAN ({svc.namespace}) over TSLCD",
+                                           ("ip", "netns", "exec", svc.namespace))
+        elif ded.address is not None:
+            out["dedicated"] = ProbeTarget("dedicated", str(ded.address), f"TSLCD backbone ({TSLCD_NS})",
+                                           ("ip", "netns", "exec", TSLCD_NS))
+        else:
+            out["dedicated"] = "the dedicated link has no site address in the inventory"
+    if lan is not None:
+        hosts = [h.address.split("/")[0] for h in getattr(plan, "hosts", []) if h.site == site.id]
+        if svc is not None and site.id == svc.router_site:
+            hosts += [a.split("/")[0] for a in svc.addresses]
+        if hosts:
+            out["lan"] = ProbeTarget("lan", hosts[0], f"site router ({r.namespace}) over the LAN",
+                                     ("ip", "netns", "exec", r.namespace))
+        else:
+            out["lan"] = "no LAN host is emulated at this site in the lab (no meeting-room PC in the inventory)"
+    return out
+
+
+def direct_targets(site: Site) -> dict[str, ProbeTarget | str]:
+    """On a real network, from this machine (the NOC): each link's site-side address, LAN hosts by address."""
+    out: dict[str, ProbeTarget | str] = {}
+    for lk in site.links:
+        kind = lk.kind.value
+        if kind == "lan":
+            host = next((d.address for d in site.hosts if d.address is not None and d.address in lk.prefix), None)
+            out[kind] = (ProbeTarget(kind, str(host), "NOC") if host is not None
+                         else "no host with a LAN address at this site in the inventory")
+        elif lk.address is not None:
+            out[kind] = ProbeTarget(kind, str(lk.address), "NOC")
+        else:
+            out[kind] = f"the {kind} link has no site address in the inventory"
+    return out
