@@ -182,3 +182,40 @@ def test_captured_frr_output_still_parses(deployed: LabSession) -> None:
     data = Path(__file__).parent / "data"
     captured = parse_frr_interfaces((data / "frr-show-interface.json").read_text())
     assert {"lan0", "wan0", "tslcd0", "mgmt0"} <= set(captured) & set(ifs)
+
+
+def test_html_report_of_a_lab_run_with_a_fault(deployed: LabSession, db: str, tmp_path: Path) -> None:
+    """Issue 7: the report of a real lab audit with an injected fault, opened in Debian's Chromium."""
+    from playwright.sync_api import sync_playwright
+
+    deployed.cli("lab", "fault", SITE, "--link", "dedicated", "--down", check=True)
+    try:
+        rc, doc = audit(deployed, db)
+    finally:
+        deployed.cli("lab", "fault", "--clear", SITE)
+    assert rc == 1 and (SITE, "reachability:dedicated") in failing(doc)
+    sites = {i["site"] for i in doc["items"]}
+    out = tmp_path / "report.html"
+    cp = deployed.cli("audit", "report", "--html", str(out), "--db", db)
+    assert cp.returncode == 0 and out.exists(), cp.stdout + cp.stderr
+    with sync_playwright() as pw:
+        ctx = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path="/usr/bin/chromium", headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        try:
+            page = ctx.new_page()
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(out.as_uri())
+            page.wait_for_load_state("load")
+            tile = page.locator('[data-kpi="dedicated"]')
+            assert tile.locator(".total").inner_text() == str(len(sites))
+            assert tile.locator(".ok").inner_text() == str(len(sites) - 1)
+            rows = page.locator("#failures tr[data-site]")
+            assert SITE in {rows.nth(i).get_attribute("data-site") for i in range(rows.count())}
+            assert page.locator(f'#tree span[data-site="{SITE}"]').get_attribute("data-state") == "fail"
+            assert errors == []
+        finally:
+            ctx.close()
