@@ -6,14 +6,14 @@ Faults are recorded in the lab state so `status` shows them and `fault --clear` 
 from __future__ import annotations
 
 import logging
-import subprocess
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from conftool.lab import frr, router
 from conftool.lab.errors import LabError
+from conftool.lab.impair import KINDS, Emulator, Params
 from conftool.lab.lab import running
-from conftool.lab.netns import run
 from conftool.lab.plan import MGMT_IF, RouterPlan
 from conftool.lab.procs import Recorder
 from conftool.lab.state import LabState, lab_dir, lab_lock
@@ -74,9 +74,6 @@ def _set_fault(site: str, target: str, down: bool, link: str | None, state_root:
     if target == "link":
         assert link is not None
         ifname = _link_if(r, link)
-        if not down and any(f["site"] == r.site and f.get("link") == link and f["state"] == "impaired"
-                            for f in st.faults):
-            run([*router.enter_argv(st, r), "tc", "qdisc", "del", "dev", ifname, "root"], check=False)
         if not router_down:
             router.set_links(r, up=not down, interfaces=[ifname])
     elif target == "sshd":
@@ -118,7 +115,7 @@ def _router_up(rec: Recorder, ldir: Path, r: RouterPlan) -> None:
 
 
 def clear(site: str | None = None, state_root: Path | None = None) -> list[dict[str, Any]]:
-    """Undo every fault (of one site): routers first, so their links come back with them."""
+    """Undo every fault and impairment (of one site): routers first, so their links come back with them."""
     with lab_lock(state_root):
         st = running(state_root)
         if site is not None:
@@ -127,30 +124,50 @@ def clear(site: str | None = None, state_root: Path | None = None) -> list[dict[
         order = {"router": 0, "link": 1, "sshd": 2}
         for f in sorted(todo, key=lambda f: order[f["target"]]):
             _set_fault(f["site"], f["target"], down=False, link=f.get("link"), state_root=state_root)
+        st = running(state_root)
+        assert st.plan is not None
+        items = []
+        for key, params in list(st.impair.get("links", {}).items()):
+            sid, kind = key.split(":")
+            r = st.plan.router(sid)
+            lk = r.link(kind) if r else None
+            if r is not None and lk is not None and (site is None or sid == site):
+                items.append((r, lk, Params()))
+                todo.append({"site": sid, "target": "link", "link": kind, "state": "impaired", **params})
+        if items:
+            Emulator(Recorder(st), lab_dir(state_root)).apply(items)
         return todo
 
 
-def impair(site: str, link: str, loss: float | None, delay: float | None,
-           state_root: Path | None = None) -> dict[str, Any]:
-    """Loss/delay on a link with tc netem (lab part 2); needs the kernel's sch_netem."""
-    if link not in LINK_KINDS:
-        raise LabError(f"--link takes one of {', '.join(LINK_KINDS)}, not {link!r}")
+def impair(site: str, link: str, loss: float | None = None, delay: float | None = None,
+           state_root: Path | None = None, jitter: float | None = None, rate: float | None = None) -> dict[str, Any]:
+    """Change one link's delay/jitter/loss (per direction) and rate at run time; unset values are kept.
+
+    netem where the kernel has it, else tbf + the lab's userspace link emulator (see conftool.lab.impair).
+    """
+    if link not in KINDS:
+        raise LabError(f"--link takes one of {', '.join(KINDS)} for impairments (the LAN is not impaired), "
+                       f"not {link!r}")
+    for name, value, top in (("--loss", loss, 100.0), ("--delay", delay, 60_000.0), ("--jitter", jitter, 60_000.0)):
+        if value is not None and not 0 <= value <= top:
+            raise LabError(f"{name} must be between 0 and {top:g}, not {value:g}")
+    if rate is not None and rate < 0:
+        raise LabError(f"--rate must be Mbit/s ≥ 0 (0 = no limit), not {rate:g}")
     with lab_lock(state_root):
-        return _impair(site, link, loss, delay, state_root)
-
-
-def _impair(site: str, link: str, loss: float | None, delay: float | None,
-            state_root: Path | None) -> dict[str, Any]:
-    st = running(state_root)
-    r = _find(st, site)
-    ifname = _link_if(r, link)
-    spec = [*(["delay", f"{delay}ms"] if delay else []), *(["loss", f"{loss}%"] if loss else [])]
-    argv = [*router.enter_argv(st, r), "tc", "qdisc", "replace", "dev", ifname, "root", "netem", *spec]
-    cp = subprocess.run(argv, capture_output=True, text=True)
-    if cp.returncode != 0:
-        raise LabError(f"tc netem failed on {r.site} {ifname}: {cp.stderr.strip()} — this kernel may lack "
-                       "sch_netem; loss/delay impairments are not available here")
-    fault = {"site": r.site, "target": "link", "link": link, "state": "impaired", "loss": loss, "delay": delay}
-    st.faults.append(fault)
-    st.save()
-    return fault
+        st = running(state_root)
+        r = _find(st, site)
+        lk = r.link(link)
+        if lk is None:
+            raise LabError(f"site {r.site} has no {link} link in the inventory")
+        cur = Params(**st.impair.get("links", {}).get(f"{r.site}:{link}", {}))
+        new = Params(delay_ms=cur.delay_ms if delay is None else delay,
+                     jitter_ms=cur.jitter_ms if jitter is None else jitter,
+                     loss_pct=cur.loss_pct if loss is None else loss,
+                     rate_mbit=cur.rate_mbit if rate is None else (rate or None))
+        if new.jitter_ms > new.delay_ms and new.jitter_ms:
+            raise LabError(f"--jitter ({new.jitter_ms:g} ms) cannot exceed the delay ({new.delay_ms:g} ms): "
+                           "a frame cannot leave before it arrived")
+        emu = Emulator(Recorder(st), lab_dir(state_root))
+        emu.apply([(r, lk, new)])
+        return {"site": r.site, "target": "link", "link": link, "state": "impaired" if not new.empty else "up",
+                "backend": emu.backend, **asdict(new)}

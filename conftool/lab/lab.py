@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from conftool.inventory import Inventory
-from conftool.lab import frr, netns, router, services, sshd
+from conftool.lab import frr, host, impair, netns, router, services, sshd
 from conftool.lab.errors import LabError, LabNotRunning
 from conftool.lab.plan import ISP_NS, MGMT_BRIDGE, TSLCD_NS, LabPlan, build_plan, lab_prefixes
 from conftool.lab.procs import Recorder, kill_pids, stop
@@ -83,22 +83,25 @@ def check_names_free(plan: LabPlan) -> None:
     if taken:
         raise LabError(f"network namespace(s) {', '.join(taken)} already exist and are not a lab of ours: "
                        "remove them (`ip netns del NAME`) or run the lab on a machine where they are free")
-    links = sorted({MGMT_BRIDGE, *(r.root_if for r in plan.routers)} & netns.root_links())
+    links = sorted({MGMT_BRIDGE, *(r.root_if for r in plan.routers), *(h.root_if for h in plan.hosts)}
+                   & netns.root_links())
     if links:
         raise LabError(f"interface(s) {', '.join(links[:5])} already exist in the root namespace: remove them "
                        "first (`ip link del NAME`)")
 
 
 # --- up ----------------------------------------------------------------------------------------------
-def up(inv: Inventory, profile: str = "small", state_root: Path | None = None) -> LabState:
-    """Build the lab; on any failure undo what was built and re-raise."""
+def up(inv: Inventory, profile: str = "small", state_root: Path | None = None,
+       impair: str | None = None) -> LabState:
+    """Build the lab (with the links impaired as the named profile says); on any failure undo what was built."""
     preflight_tools()
     with lab_lock(state_root):
-        return _up(inv, profile, state_root)
+        return _up(inv, profile, state_root, impair)
 
 
-def _up(inv: Inventory, profile: str, state_root: Path | None) -> LabState:
+def _up(inv: Inventory, profile: str, state_root: Path | None, impair_profile: str | None = None) -> LabState:
     plan = build_plan(inv, profile_sites(inv, profile), profile)
+    prof = impair.load_profile(impair_profile) if impair_profile else None
     ldir = lab_dir(state_root)
     old = current(state_root)
     if old is not None:
@@ -115,12 +118,17 @@ def _up(inv: Inventory, profile: str, state_root: Path | None) -> LabState:
     created_dir = not ldir.exists()
     ldir.mkdir(parents=True, exist_ok=True)
     state = LabState(path=ldir / STATE_FILE, plan=plan)
-    state.files = [str(ldir)] if created_dir else [str(ldir / n) for n in ("routers", "svc", "keys", STATE_FILE)]
+    state.files = [str(ldir)] if created_dir else [str(ldir / n) for n in ("routers", "hosts", "svc", "wire", "keys",
+                                                                      STATE_FILE)]
     state.save()
     rec = Recorder(state)
     t0 = time.monotonic()
     try:
         _build(rec, ldir, plan)
+        if prof is not None:
+            t = time.monotonic()
+            _impair_all(rec, ldir, plan, prof)
+            state.timings["impair_s"] = round(time.monotonic() - t, 2)
     except BaseException:
         logger.error("lab up failed: removing what was built")
         teardown(state)
@@ -140,7 +148,7 @@ def _build(rec: Recorder, ldir: Path, plan: LabPlan) -> None:
         state.created_dirs.append(str(netns.NETNS_DIR))
     if not netns.netns_dir_mounted():
         state.mounts.append(str(netns.NETNS_DIR))
-    state.root_links = [MGMT_BRIDGE, *(r.root_if for r in plan.routers)]
+    state.root_links = [MGMT_BRIDGE, *(r.root_if for r in plan.routers), *(h.root_if for h in plan.hosts)]
     state.save()
     netns.ip_batch(netns.root_batch(plan))
     netns.no_forwarding_from(MGMT_BRIDGE)
@@ -155,6 +163,7 @@ def _build(rec: Recorder, ldir: Path, plan: LabPlan) -> None:
     pubkey = key.with_suffix(".pub").read_text()
     for r in plan.routers:
         router.prepare(ldir, r, ident, host_key, pubkey)
+    host.prepare_all(ldir, plan, host_key, pubkey)
     state.timings["files_s"] = round(time.monotonic() - t, 2)
 
     t = time.monotonic()
@@ -163,8 +172,21 @@ def _build(rec: Recorder, ldir: Path, plan: LabPlan) -> None:
             fut.result()
     state.timings["routers_s"] = round(time.monotonic() - t, 2)
     t = time.monotonic()
+    with ThreadPoolExecutor(START_WORKERS) as pool:
+        for fut in [pool.submit(host.start, rec, ldir, h) for h in plan.hosts]:
+            fut.result()
+    state.timings["hosts_s"] = round(time.monotonic() - t, 2)
+    t = time.monotonic()
     services.start(rec, ldir, plan)
     state.timings["services_s"] = round(time.monotonic() - t, 2)
+    state.impair["backend"] = "netem" if impair.probe_netem(plan.routers[0].namespace) else "forwarder"
+
+
+def _impair_all(rec: Recorder, ldir: Path, plan: LabPlan, prof: dict[str, Any]) -> None:
+    rec.state.impair["profile"] = prof["name"]
+    items = [(r, lk, impair.profile_params(prof, r, lk)) for r in plan.routers for lk in r.links
+             if lk.kind in impair.KINDS and lk.cloud_if]
+    impair.Emulator(rec, ldir).apply([i for i in items if not i[2].empty])
 
 
 # --- down --------------------------------------------------------------------------------------------
@@ -218,15 +240,30 @@ def status(state_root: Path | None = None) -> dict[str, Any]:
         daemons = {n: bool((p := st.proc(r.site, n)) and p.alive()) for n in (*frr.DAEMONS, "sshd")}
         anchor = st.proc(r.site, "anchor")
         router_down = any(f["site"] == r.site and f["target"] == "router" for f in faults)
+        impaired = [{"site": r.site, "target": "link", "link": k.split(":")[1], "state": "impaired", **v}
+                    for k, v in st.impair.get("links", {}).items() if k.split(":")[0] == r.site]
         nodes.append({
             "site": r.site, "name": r.name, "hostname": r.hostname, "role": "router", "namespace": r.namespace,
             "mgmt_address": r.mgmt_address,
             "up": bool(anchor and anchor.alive()) and not router_down and all(daemons.values()),
-            "daemons": daemons, "faults": [f for f in faults if f["site"] == r.site],
+            "daemons": daemons, "faults": [f for f in faults if f["site"] == r.site] + impaired,
+        })
+    for h in plan.hosts:
+        daemons = {"sshd": bool((p := st.proc(h.hostname, "sshd")) and p.alive())}
+        host_faults = [f for f in faults if f["site"] == h.hostname]
+        nodes.append({
+            "site": h.site, "name": h.hostname, "hostname": h.hostname, "role": "host", "device_role": h.role,
+            "namespace": h.namespace, "mgmt_address": h.mgmt_address, "address": h.address,
+            "up": all(daemons.values()) and not any(f["target"] == "router" for f in host_faults),
+            "daemons": daemons, "faults": host_faults,
         })
     for ns, site in ((ISP_NS, "isp"), (TSLCD_NS, "tslcd")):
         nodes.append({"site": site, "role": "cloud", "namespace": ns, "mgmt_address": None,
                       "up": ns in have_ns, "daemons": {}})
+    wire = st.proc(impair.WIRE_NODE, impair.WIRE_PROC)
+    if wire is not None and st.impair.get("spliced"):
+        nodes.append({"site": "wire", "role": "link-emulator", "namespace": impair.WIRE_NS, "mgmt_address": None,
+                      "up": wire.alive(), "daemons": {"forwarder": wire.alive()}})
     if plan.services:
         daemons = {n: bool((p := st.proc(services.NODE, n)) and p.alive()) for n in services.SERVICES}
         nodes.append({"site": services.NODE, "role": "services", "namespace": plan.services.namespace,
@@ -234,7 +271,10 @@ def status(state_root: Path | None = None) -> dict[str, Any]:
                       "daemons": daemons, "addresses": plan.services.addresses})
     return {"running": st.status == "running" and st.is_live(), "profile": plan.profile,
             "inventory": plan.inventory, "state": str(st.path), "noc_address": plan.noc_address,
-            "started_at": st.started_at, "timings": st.timings, "faults": faults, "nodes": nodes}
+            "started_at": st.started_at, "timings": st.timings, "faults": faults, "nodes": nodes,
+            "link_emulation": {"backend": st.impair.get("backend"), "profile": st.impair.get("profile"),
+                               "impaired_links": len(st.impair.get("links", {})),
+                               "spliced_links": len(st.impair.get("spliced", []))}}
 
 
 # --- exec --------------------------------------------------------------------------------------------
@@ -248,10 +288,14 @@ def exec_argv(target: str, state_root: Path | None = None) -> list[str]:
     if target in clouds:
         return ["ip", "netns", "exec", clouds[target]]
     r = st.plan.router(target)
-    if r is None:
-        known = ", ".join(x.site for x in st.plan.routers)
-        raise LabError(f"{target!r} is not a node of the running lab: use a site id ({known}), isp, tslcd or svc")
-    return router.enter_argv(st, r)
+    if r is not None:
+        return router.enter_argv(st, r)
+    h = st.plan.host(target)
+    if h is not None:
+        return host.enter_argv(st, h)
+    known = ", ".join(x.site for x in st.plan.routers[:8])
+    raise LabError(f"{target!r} is not a node of the running lab: use a site id ({known}, …), a router or host "
+                   "hostname (rt-…, pc-…, srv-…), isp, tslcd or svc")
 
 
 __all__ = ["current", "down", "exec_argv", "running", "running_sites", "status", "up"]

@@ -13,14 +13,18 @@ from pathlib import Path
 
 from conftool.lab.errors import LabError
 from conftool.lab.plan import (
+    HOST_IF,
+    HOST_MGMT_IF,
     ISP_NS,
     MGMT_BRIDGE,
     MGMT_IF,
     SVC_IF,
     SVC_PORT,
     TSLCD_NS,
+    HostPlan,
     LabPlan,
     RouterPlan,
+    host_port,
 )
 
 logger = logging.getLogger(__name__)
@@ -155,7 +159,19 @@ def root_batch(plan: LabPlan) -> list[str]:
         assert prov is not None
         lines.append(f"link add {SVC_IF} netns {plan.services.namespace} type veth "
                      f"peer name {SVC_PORT} netns {prov.namespace}")
+    for h in plan.hosts:
+        lines.append(f"link add {HOST_MGMT_IF} netns {h.namespace} type veth peer name {h.root_if}")
+        lines.append(f"link set {h.root_if} master {MGMT_BRIDGE} up")
+        lines.append(f"link add {HOST_IF} netns {h.namespace} type veth peer name {host_port(plan, h)} "
+                     f"netns {h.router_ns}")
     return lines
+
+
+def host_batch(h: HostPlan) -> list[str]:
+    """Inside one host: its LAN address with the site router as default gateway, and its management address."""
+    return ["link set lo up", f"addr add {h.address} dev {HOST_IF}", f"link set {HOST_IF} up",
+            f"addr add {h.mgmt_address}/{h.mgmt_prefixlen} dev {HOST_MGMT_IF}", f"link set {HOST_MGMT_IF} up",
+            f"route add default via {h.gateway} dev {HOST_IF}"]
 
 
 def router_batch(r: RouterPlan, with_services: bool) -> list[str]:
@@ -220,8 +236,16 @@ def build_clouds(plan: LabPlan) -> None:
 
 def build_routers(plan: LabPlan) -> None:
     svc_site = plan.services.router_site if plan.services else None
+    ports: dict[str, list[str]] = {}
+    for h in plan.hosts:
+        ports.setdefault(h.router_ns, []).append(f"link set {host_port(plan, h)} master {h.lan_bridge} up")
+
+    def one(r: RouterPlan) -> None:
+        ip_batch(router_batch(r, r.site == svc_site) + ports.get(r.namespace, []), r.namespace)
+
     with ThreadPoolExecutor(PARALLEL) as pool:
-        list(pool.map(lambda r: ip_batch(router_batch(r, r.site == svc_site), r.namespace), plan.routers))
+        list(pool.map(one, plan.routers))
+        list(pool.map(lambda h: ip_batch(host_batch(h), h.namespace), plan.hosts))
 
 
 def delete(namespaces: Iterable[str], links: Iterable[str]) -> None:

@@ -86,6 +86,8 @@ class LabState:
     created_dirs: list[str] = field(default_factory=list)  # outside the state dir (only /run/netns)
     faults: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    # link emulation: {"backend": netem|forwarder, "profile": name|None, "links": {"SITE:KIND": params}}
+    impair: dict[str, Any] = field(default_factory=dict)
 
     # --- persistence -------------------------------------------------------------------------------
     def save(self) -> None:
@@ -105,6 +107,7 @@ class LabState:
             "files": self.files,
             "faults": self.faults,
             "timings": self.timings,
+            "impair": self.impair,
         }
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(doc, indent=1, ensure_ascii=False))
@@ -126,7 +129,7 @@ class LabState:
                    processes=[ProcRecord(**p) for p in doc.get("processes", [])],
                    files=list(doc.get("files", [])), mounts=list(doc.get("mounts", [])),
                    created_dirs=list(doc.get("created_dirs", [])), faults=list(doc.get("faults", [])),
-                   timings=dict(doc.get("timings", {})))
+                   timings=dict(doc.get("timings", {})), impair=dict(doc.get("impair", {})))
 
     # --- recording ---------------------------------------------------------------------------------
     def add_process(self, pid: int, name: str, node: str) -> ProcRecord:

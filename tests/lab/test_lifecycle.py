@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from netmiko import ConnectHandler
@@ -29,11 +30,11 @@ def lab_traces(lab: LabSession) -> dict[str, object]:
     return {"namespaces": names, "root_links": state["root_links"], "pids": pids}
 
 
-def assert_clean(lab: LabSession, traces: dict[str, object]) -> None:
+def assert_clean(lab: LabSession, traces: dict[str, Any]) -> None:
     snap = machine_snapshot()
-    assert not set(traces["namespaces"]) & set(snap["netns"])  # type: ignore[arg-type]
-    assert not set(traces["root_links"]) & set(snap["links"])  # type: ignore[arg-type]
-    alive = [pid for pid, start in traces["pids"] if start is not None and proc_start_time(pid) == start]  # type: ignore[attr-defined]
+    assert not set(traces["namespaces"]) & set(snap["netns"])
+    assert not set(traces["root_links"]) & set(snap["links"])
+    alive = [pid for pid, start in traces["pids"] if start is not None and proc_start_time(pid) == start]
     assert alive == []
     # Other tools may mount things meanwhile; none of the new mounts may be the lab's.
     ours = tuple(f"/run/netns/{n} " for n in traces["namespaces"])  # type: ignore[attr-defined]

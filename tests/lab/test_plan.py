@@ -11,8 +11,9 @@ import pytest
 from conftool.inventory import Inventory, load
 from conftool.lab import LabError, profile_sites
 from conftool.lab.frr import bootstrap_config
+from conftool.lab.host import anchor_script
 from conftool.lab.lab import check_overlaps
-from conftool.lab.netns import cloud_batches, overlaps, root_batch
+from conftool.lab.netns import cloud_batches, host_batch, overlaps, root_batch
 from conftool.lab.plan import LabPlan, build_plan, lab_prefixes
 from conftool.lab.sshd import sshd_config
 from conftool.lab.state import LabState, proc_start_time
@@ -48,7 +49,7 @@ def test_plan_names_and_interfaces(inv: Inventory) -> None:
     assert plan.noc_address == "10.250.0.1/20"
     assert plan.services is not None and plan.services.gateway == "10.11.0.1"
     assert set(plan.services.addresses) == {"10.11.0.10/24", "10.11.0.11/24", "10.11.0.12/24"}
-    assert plan.namespaces[:3] == ["lt-isp", "lt-tslcd", "lt-svc"] and len(plan.namespaces) == 10
+    assert plan.namespaces[:3] == ["lt-isp", "lt-tslcd", "lt-svc"] and len(plan.namespaces) == 10 + 5
     assert plan.router("rt-dien-bien-phu") is plan.router("094")
     assert LabPlan.from_dict(plan.to_dict()) == plan
 
@@ -63,6 +64,25 @@ def test_root_batch_keeps_link_addresses_out_of_routers(inv: Inventory) -> None:
     assert "route add 10.11.1.0/24 via 172.16.0.6 dev t-094" in clouds["lt-tslcd"]
     assert not any("route" in line for line in clouds["lt-isp"])  # the ISP knows only its /30s
     assert "route add default via 10.11.0.1" in clouds["lt-svc"]
+
+
+def test_hosts_plan_room_pcs_and_server(inv: Inventory) -> None:
+    plan = build_plan(inv, profile_sites(inv, "small"), "small")
+    assert [h.hostname for h in plan.hosts] == ["srv-dien-bien", "pc-noong-bua", "pc-him-lam", "pc-song-da",
+                                                 "pc-na-lay"]
+    pc = plan.host("pc-noong-bua")
+    assert pc is not None and pc is plan.host("lth-03124")
+    assert (pc.namespace, pc.address, pc.gateway, pc.mgmt_address, pc.root_if, pc.router_ns) == (
+        "lth-03124", "10.11.11.10/24", "10.11.11.1", "10.250.0.39", "lth-03124", "lt-03124")
+    srv = plan.host("srv-dien-bien")
+    assert srv is not None and srv.role == "server" and srv.address == "10.11.0.20/24"
+    lines = root_batch(plan)
+    assert "link add eth0 netns lth-03124 type veth peer name lp-h0 netns lt-03124" in lines
+    assert "link set lth-03124 master lt-mgmt up" in lines
+    assert host_batch(pc)[-1] == "route add default via 10.11.11.1 dev eth0"
+    full = build_plan(inv, profile_sites(inv, "full"), "full")
+    assert len(full.routers) == 140 and len(full.hosts) == 130
+    assert len(set(full.namespaces)) == len(full.namespaces)
 
 
 def test_bootstrap_config_holds_only_management(inv: Inventory) -> None:
@@ -158,3 +178,16 @@ def test_small_profile_in_the_2025_map_is_province_and_four_communes(tmp_path: P
     assert all(inv.get(s).level == "commune" for s in sites[1:]) and sites[1:] == sorted(sites[1:])
     plan = build_plan(inv, sites, "small")
     assert plan.services is not None and len(plan.routers) == 5
+
+
+@pytest.mark.parametrize("state, last", [("/tmp/lt-lab-state-x", "/tmp"), ("/root/.local/state/lienthong", "/root"),
+                                         ("/srv/lab", None)])
+def test_host_mounts_hide_the_state_dir_last(inv: Inventory, state: str, last: str | None) -> None:
+    """Mounting over the directory that holds the state dir must come last, and paths are relative to it."""
+    plan = build_plan(inv, ["11"], "small")
+    script = anchor_script(Path(state) / "lab" / "hosts" / "srv-dien-bien", plan.hosts[0])
+    mounts = [ln for ln in script.splitlines() if ln.startswith("mount ")]
+    assert len(mounts) == 7 and all(" lowerdir=/" in m or m.startswith("mount --bind ./") for m in mounts)
+    assert "upperdir=etc.up,workdir=etc.work /etc" in script and "mount --bind ./run /run" in script
+    if last:
+        assert mounts[-1].endswith(" " + last)
