@@ -165,10 +165,11 @@ def _audit_fn(inventory: Path | None, site: list[str] | None, check: list[str] |
 
 def _backup_fn(inventory: Path | None, site: list[str] | None) -> Any:
     def backup() -> str | None:
+        from conftool.cli.devices import selection
         from conftool.devices import runner
 
         inv = load_inventory(inventory)
-        sel = inv.select(site) if site else inv
+        sel = selection(inv, site, quiet=True)  # --site, else the running lab's sites, else all
         results, configs = runner.fetch_running(inv, sel)
         repo = runner.backup_repo(state_dir())
         for r in results:

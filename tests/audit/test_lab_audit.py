@@ -8,6 +8,7 @@ undone in a finalizer (fault --clear, then a re-deploy of the site).
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -219,3 +220,19 @@ def test_html_report_of_a_lab_run_with_a_fault(deployed: LabSession, db: str, tm
             assert errors == []
         finally:
             ctx.close()
+
+
+def test_scheduled_run_takes_backups(deployed: LabSession, db: str) -> None:
+    """Issue 7: `audit schedule --backup` audits and commits the lab routers' running configs in one run."""
+    cp = deployed.cli("audit", "schedule", "--cron", "0 */4 * * *", "--once", "--backup", "--db", db, "--json",
+                      timeout=300)
+    assert cp.returncode in (0, 1), cp.stdout + cp.stderr
+    doc = json.loads(cp.stdout)["summary"]
+    assert doc["run"] is not None and doc["backup"], doc
+    repo = deployed.state / "backups"
+    routers = [n for n in deployed.status()["nodes"] if n["role"] == "router"]
+    saved = list(repo.glob("*/*.cfg"))
+    assert len(saved) == len(routers)
+    log = subprocess.run(["git", "-C", str(repo), "log", "--format=%s"], capture_output=True, text=True).stdout
+    assert "scheduled backup" in log
+    assert "hostname rt-song-da" in (repo / SITE / f"{HOST}.cfg").read_text()
