@@ -111,6 +111,9 @@ class RunDiff:
     still_failing: list[Finding] = field(default_factory=list)
 
 
+_MIGRATED: set[str] = set()  # database URLs this process has already brought to the newest schema
+
+
 class AuditStore:
     """Open the store at ``url`` (default LIENTHONG_DB / the state dir), migrating it to the newest schema."""
 
@@ -118,10 +121,13 @@ class AuditStore:
         self.url = url or default_db_url()
         try:
             self.engine = sa.create_engine(self.url, future=True)
-            if migrate:
+            if migrate and self.url not in _MIGRATED:
+                # Readiness opens the store on every page view; Alembic's upgrade is start-up work, once per
+                # process and database is enough.
                 from alembic import command
 
                 command.upgrade(_alembic(self.url), "head")
+                _MIGRATED.add(self.url)
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"cannot open the audit database: {exc.__class__.__name__}: "
                              f"{str(exc.orig) if hasattr(exc, 'orig') else exc}"
