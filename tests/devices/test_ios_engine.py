@@ -68,7 +68,11 @@ def ios(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
-        assert "ready" in line, line
+        if "ready" not in line:
+            proc.kill()
+            rest = proc.stdout.read()
+            pytest.fail(f"IOS emulator did not start (is fake-switches installed by "
+                        f"scripts/install.d/20-ios-emulator.sh?):\n{line}{rest}")
         for _ in range(50):
             with socket.socket() as s:
                 if s.connect_ex(("127.0.0.1", port)) == 0:
