@@ -75,8 +75,10 @@ def parse(text: str, start_local: datetime) -> rrule:
     if parts.get("FREQ") not in {"DAILY", "WEEKLY", "MONTHLY", "YEARLY"}:
         raise RRuleError("Quy tắc lặp (RRULE) cần FREQ là DAILY, WEEKLY, MONTHLY hoặc YEARLY")
     if "UNTIL" in parts and parts["UNTIL"].endswith("Z"):
-        # dateutil refuses a UTC UNTIL with a naive DTSTART; keep local semantics as the form does.
-        parts["UNTIL"] = parts["UNTIL"][:-1]
+        # RFC 5545: a trailing Z means UTC (what calendar clients export). We expand in local wall time with a
+        # naive DTSTART (dateutil refuses to mix them), so convert the instant to Vietnam wall time rather than
+        # dropping the Z, which would move the end of the series by 7 hours.
+        parts["UNTIL"] = _utc_until_to_local(parts["UNTIL"], text)
         t = ";".join(f"{k}={v}" for k, v in parts.items())
     try:
         rule = rrulestr(t, dtstart=start_local.replace(tzinfo=None))
@@ -85,6 +87,15 @@ def parse(text: str, start_local: datetime) -> rrule:
     if not isinstance(rule, rrule):
         raise RRuleError("Quy tắc lặp (RRULE) không hợp lệ: {rule}", rule=text[:80])
     return rule
+
+
+def _utc_until_to_local(value: str, text: str) -> str:
+    """``20261130T100000Z`` (UTC) -> ``20261130T170000`` (Vietnam wall time), as naive RRULE text."""
+    try:
+        instant = datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        raise RRuleError("Quy tắc lặp (RRULE) không hợp lệ: {rule}", rule=text[:80]) from None
+    return instant.astimezone(TZ).strftime("%Y%m%dT%H%M%S")
 
 
 def expand(
