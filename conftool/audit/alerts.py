@@ -45,6 +45,8 @@ logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 100  # a batch still failing after this many runs is dropped (logged); weeks at a 4-hour cadence
 
+# Core definitions for the queries below; the schema itself is made by the store's Alembic migration
+# (a2_alerts_maintenance), so the engine must be an `AuditStore`'s (opening the store migrates it).
 metadata = sa.MetaData()
 state_table = sa.Table(
     "audit_alert_state", metadata,
@@ -118,7 +120,6 @@ class AlertState:
         self.inv = inv
         self.consecutive = consecutive
         self.maintenance = maintenance
-        metadata.create_all(engine)
 
     def _event(self, change: str, f: Finding) -> Event:
         site = self.inv.find(f.site)
@@ -295,7 +296,6 @@ class Dispatcher:
     def __init__(self, engine: Engine, channels: Sequence[Channel]) -> None:
         self.engine = engine
         self.channels = list(channels)
-        metadata.create_all(engine)
 
     def enqueue(self, batch: dict[str, Any]) -> None:
         now = datetime.now(UTC)

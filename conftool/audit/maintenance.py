@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
+# Core definitions for the queries below; the schema itself is made by the store's Alembic migration
+# (a2_alerts_maintenance), so the engine must be an `AuditStore`'s (opening the store migrates it).
 metadata = sa.MetaData()
 windows_table = sa.Table(
     "audit_maint_windows", metadata,
@@ -102,7 +104,6 @@ class MaintenanceBook:
     def __init__(self, engine: Engine, inv: Inventory | None = None) -> None:
         self.engine = engine
         self.inv = inv
-        metadata.create_all(engine)
 
     def add(self, site: str, start: datetime, end: datetime, reason: str = "") -> Window:
         if self.inv is not None:
