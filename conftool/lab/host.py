@@ -12,13 +12,11 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import socket
 from pathlib import Path
 
-from conftool.lab.errors import LabError
 from conftool.lab.plan import HostPlan, LabPlan
 from conftool.lab.procs import Recorder, wait_for
-from conftool.lab.sshd import SSHD, _free_uid
+from conftool.lab.sshd import SSHD, _free_uid, listening
 from conftool.lab.state import LabState
 
 READY = ".anchor-ready"
@@ -140,20 +138,8 @@ def prepare(lab_dir: Path, h: HostPlan, host_key: Path, pubkey: str, uid: int, d
 
 
 def enter_argv(state: LabState, h: HostPlan) -> list[str]:
-    """Prefix that runs a command inside the host: its network, mount and UTS namespaces (held by its sshd)."""
-    anchor = state.proc(h.hostname, "sshd")
-    if anchor is None or not anchor.alive():
-        raise LabError(f"host {h.hostname} has no live namespace anchor: run `conftool lab down` then "
-                       "`conftool lab up`")
-    return ["nsenter", "-t", str(anchor.pid), "-m", "-n", "-u", "--"]
-
-
-def _ssh_listening(address: str) -> bool:
-    try:
-        with socket.create_connection((address, 22), timeout=0.3):
-            return True
-    except OSError:
-        return False
+    """Prefix that runs a command inside the host (its sshd holds the host's namespaces)."""
+    return state.enter_argv(h.hostname, "sshd", f"host {h.hostname}")
 
 
 def start(rec: Recorder, lab_dir: Path, h: HostPlan) -> None:
@@ -163,7 +149,7 @@ def start(rec: Recorder, lab_dir: Path, h: HostPlan) -> None:
     rec.spawn(["ip", "netns", "exec", h.namespace, "unshare", "--uts", "--", "sh", str(hdir / "anchor.sh")],
               log, "sshd", h.hostname)
     wait_for(lambda: (hdir / "run" / READY).exists(), START_TIMEOUT, f"host {h.hostname} namespace setup", log)
-    wait_for(lambda: _ssh_listening(h.mgmt_address), START_TIMEOUT,
+    wait_for(lambda: listening(h.mgmt_address), START_TIMEOUT,
              f"host {h.hostname} sshd on {h.mgmt_address}:22", hdir / "var.up" / "log" / "lt-sshd.log")
 
 

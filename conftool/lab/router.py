@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import logging
 import shlex
-import socket
 from pathlib import Path
 
 from conftool.lab import frr, sshd
-from conftool.lab.errors import LabError
 from conftool.lab.netns import ip_batch, pids_in_netns, run
 from conftool.lab.plan import MGMT_IF, RouterPlan
 from conftool.lab.procs import Recorder, kill_pids, stop, wait_for
@@ -58,12 +56,8 @@ def prepare(lab_dir: Path, r: RouterPlan, ident: sshd.Identity, host_key: Path, 
 
 
 def enter_argv(state: LabState, r: RouterPlan) -> list[str]:
-    """Prefix that runs a command inside the router: its network, mount and UTS namespaces."""
-    anchor = state.proc(r.site, "anchor")
-    if anchor is None or not anchor.alive():
-        raise LabError(f"router {r.site} ({r.hostname}) has no live namespace anchor: run `conftool lab down` "
-                       "then `conftool lab up`")
-    return ["nsenter", "-t", str(anchor.pid), "-m", "-n", "-u", "--"]
+    """Prefix that runs a command inside the router (its anchor holds the router's namespaces)."""
+    return state.enter_argv(r.site, "anchor", f"router {r.site} ({r.hostname})")
 
 
 def start_anchor(rec: Recorder, lab_dir: Path, r: RouterPlan) -> None:
@@ -72,14 +66,6 @@ def start_anchor(rec: Recorder, lab_dir: Path, r: RouterPlan) -> None:
     rec.spawn(["ip", "netns", "exec", r.namespace, "unshare", "--uts", "--", "sh", str(rdir / "anchor.sh")],
               log, "anchor", r.site)
     wait_for(lambda: (rdir / "run" / READY).exists(), START_TIMEOUT, f"router {r.site} namespace setup", log)
-
-
-def _ssh_listening(address: str) -> bool:
-    try:
-        with socket.create_connection((address, 22), timeout=0.3):
-            return True
-    except OSError:
-        return False
 
 
 def start_frr(rec: Recorder, lab_dir: Path, r: RouterPlan, daemons: tuple[str, ...] = frr.DAEMONS) -> None:
@@ -102,7 +88,7 @@ def start_frr(rec: Recorder, lab_dir: Path, r: RouterPlan, daemons: tuple[str, .
 def start_sshd(rec: Recorder, lab_dir: Path, r: RouterPlan) -> None:
     rdir = router_dir(lab_dir, r)
     rec.spawn(enter_argv(rec.state, r) + sshd.argv(), rdir / "log" / "sshd.out", "sshd", r.site)
-    wait_for(lambda: _ssh_listening(r.mgmt_address), START_TIMEOUT, f"router {r.site} sshd on {r.mgmt_address}:22",
+    wait_for(lambda: sshd.listening(r.mgmt_address), START_TIMEOUT, f"router {r.site} sshd on {r.mgmt_address}:22",
              rdir / "log" / "sshd.log")
 
 

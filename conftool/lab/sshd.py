@@ -11,6 +11,7 @@ import logging
 import os
 import pwd
 import shutil
+import socket
 from pathlib import Path
 
 from conftool.lab.errors import LabError
@@ -164,3 +165,12 @@ def prepare(router_dir: Path, r: RouterPlan, ident: Identity, host_key: Path, pu
 
 def argv() -> list[str]:
     return [str(SSHD), "-D", "-f", f"{PRIV}/sshd_config", "-E", "/var/log/sshd.log"]
+
+
+def listening(address: str) -> bool:
+    """Whether something accepts TCP on port 22 of ``address`` (sshd has finished starting)."""
+    try:
+        with socket.create_connection((address, 22), timeout=0.3):
+            return True
+    except OSError:
+        return False

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from conftool.inventory.secrets import default_state_dir
+from conftool.lab.errors import LabError
 from conftool.lab.plan import LabPlan
 
 logger = logging.getLogger(__name__)
@@ -88,6 +89,17 @@ class LabState:
     timings: dict[str, float] = field(default_factory=dict)
     # link emulation: {"backend": netem|forwarder, "profile": name|None, "links": {"SITE:KIND": params}}
     impair: dict[str, Any] = field(default_factory=dict)
+
+    def enter_argv(self, node: str, proc: str, what: str) -> list[str]:
+        """Prefix that runs a command inside a node's network, mount and UTS namespaces, held by its ``proc``.
+
+        Routers and hosts keep their namespaces alive with one long-lived process each (the anchor, or the host's
+        sshd); entering through it reaches the node's private /etc and /run, which `ip netns exec` would not.
+        """
+        anchor = self.proc(node, proc)
+        if anchor is None or not anchor.alive():
+            raise LabError(f"{what} has no live namespace anchor: run `conftool lab down` then `conftool lab up`")
+        return ["nsenter", "-t", str(anchor.pid), "-m", "-n", "-u", "--"]
 
     # --- persistence -------------------------------------------------------------------------------
     def save(self) -> None:
