@@ -7,8 +7,10 @@ if it still reaches the device after the change), the device restores the config
   reached over the same SSH login as ``lt-confirm arm N`` / ``lt-confirm confirm`` (an exec request; interactive
   logins still land in vtysh). It snapshots the running config when armed and restores it with FRR's own
   ``frr-reload.py`` when the timer fires.
-* Cisco IOS: ``configure terminal revert timer N`` / ``configure confirm`` (the archive feature) — sent in-band.
-* Platforms without either get no guard, and deploy says so in the device's result.
+* Cisco IOS has ``configure terminal revert timer N`` / ``configure confirm`` (the archive feature), but it is
+  NOT driven yet: the IOS emulator the tests use has no archive/revert, so it could not be tested honestly.
+* Platforms without a guard we drive (cisco_ios, huawei_vrp, mikrotik_routeros today) deploy without one, and
+  deploy says so in the device's result.
 """
 
 from __future__ import annotations

@@ -1,21 +1,24 @@
 """Deploy on the real lab: FRR routers over SSH/Netmiko, routing that really works, idempotence, rollbacks.
 
 Order matters inside this module (one lab, deployed once): dry run → apply → end-to-end routing → re-deploy sends
-nothing → faults (sshd down, a line FRR rejects, a change that cuts management) each leave the affected router
-exactly as its backup and the others deployed.
+nothing → faults (sshd down, a line FRR rejects, a change that cuts management, the management link or a data
+link going down mid-deploy) each leave the affected router exactly as its backup and the others deployed →
+canaries (a failing canary stops the rest untouched; passing canaries let the rest deploy).
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.lab.conftest import REPO, LabSession
+from tests.lab.conftest import CONFTOOL, REPO, LabSession
 
 pytestmark = pytest.mark.lab
 
@@ -140,12 +143,14 @@ def test_sshd_down_is_unreachable_others_fine(deployed: LabSession) -> None:
     assert running(deployed, victim) == before
 
 
-def _templates_with(tmp_path: Path, extra: str) -> Path:
-    """A copy of the templates whose commune (cpe) FRR template adds ``extra`` after the routing block."""
+def _templates_with(tmp_path: Path, extra: str, roles: tuple[str, ...] = ("cpe",)) -> Path:
+    """A copy of the templates whose FRR role templates (commune `cpe` by default) add ``extra`` (Jinja text)
+    after the routing block."""
     tdir = tmp_path / "templates"
     shutil.copytree(REPO / "templates", tdir)
-    f = tdir / "frr" / "cpe.j2"
-    f.write_text(f.read_text() + "{% block routing %}{{ super() }}" + extra + "{% endblock %}\n")
+    for role in roles:
+        f = tdir / "frr" / f"{role}.j2"
+        f.write_text(f.read_text() + "{% block routing %}{{ super() }}" + extra + "{% endblock %}\n")
     return tdir
 
 
@@ -183,3 +188,164 @@ def test_change_that_cuts_management_is_restored_by_the_device(deployed: LabSess
     assert item["status"] == "rolled_back", item
     assert "watchdog" in item["detail"] or "restored" in item["detail"]
     assert running(deployed, victim) == before
+
+
+# --- faults during a deploy, and canaries ------------------------------------------------------------------------
+# Each test below leaves the lab as the module found it (every router as intended), so their order is free.
+
+EXTRA_ROUTE = "ip route 192.0.2.128/25 Null0 250"  # TEST-NET-1, harmless: it makes every router's plan non-empty
+ALL_ROLES = ("core", "edge", "cpe")
+
+
+def _converge(lab: LabSession) -> None:
+    """Back to the real templates: every router as intended (some were left changed on purpose by a test)."""
+    doc = deploy(lab, "--apply")
+    assert doc["_rc"] == 0, [(i["device"], i["status"], i["detail"]) for i in doc["items"]]
+
+
+def _wait_for(pred: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _watchdog_file(lab: LabSession, site: str, name: str) -> Path | None:
+    """A file of the router's commit-confirm watchdog (lt-confirm keeps them in the automation user's home)."""
+    return next((lab.state / "lab" / "routers" / site).glob(f"**/.lt-confirm/{name}"), None)
+
+
+def _namespace(lab: LabSession, site: str) -> str:
+    return str(next(n["namespace"] for n in lab.status()["nodes"] if n["site"] == site))
+
+
+def _mgmt_link(lab: LabSession, site: str, up: bool) -> None:
+    # `conftool lab fault` has no management-link fault (DESIGN §9 lists lan|internet|dedicated), so the test
+    # takes the router's own mgmt0 down inside the lab's namespace, as a cut cable on the router side would.
+    subprocess.run(["ip", "-n", _namespace(lab, site), "link", "set", "mgmt0", "up" if up else "down"],
+                   check=True, timeout=10)
+
+
+@pytest.mark.parametrize("routes", [pytest.param(1, id="cut-after-apply"),
+                                    pytest.param(300, id="cut-mid-send", marks=pytest.mark.slow)])
+def test_links_down_mid_deploy(deployed: LabSession, tmp_path: Path, routes: int) -> None:
+    """Management link cut during one router's apply → that router is restored and reported rolled_back; a data
+    link going down during another router's deploy does not stop it; every other router is deployed.
+
+    With one changed line the cut lands after apply+verify, in the settle time before the new-session probe
+    (which times out); with 300 lines it lands while Netmiko is still sending (the session stalls, then times
+    out or resumes after the device restored itself — verify then fails and deploy restores over SSH)."""
+    from conftool.inventory import load
+
+    inv = load(REPO / "inventory" / "dien-bien")
+    sites = lab_sites(deployed)
+    cpes = [s for s in sites if inv.get(s).level == "commune"]
+    cut, data = cpes[0], cpes[1]
+    before = {s: running(deployed, s) for s in sites}
+    more = "".join(f"ip route 198.18.{i // 256}.{i % 256}/32 Null0 250\n" for i in range(routes - 1))  # RFC 2544
+    tdir = _templates_with(tmp_path, EXTRA_ROUTE + "\n" + more)
+    proc = subprocess.Popen([*CONFTOOL, "deploy", "--apply", "--confirm-timeout", "15", "--json"],
+                            env={**deployed.env, "LIENTHONG_TEMPLATES": str(tdir)}, cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    mgmt_down = data_down = False
+    try:
+        # The watchdog is armed right before the first config line: cut management then, mid-apply.
+        _wait_for(lambda: _watchdog_file(deployed, cut, "pending"), 120, f"{cut}'s deploy to start applying")
+        _mgmt_link(deployed, cut, up=False)
+        mgmt_down = True
+        deployed.cli("lab", "fault", data, "--link", "dedicated", "--down", check=True)
+        data_down = True
+        # Deploy cannot confirm a router it cannot reach: the device restores its backup by itself. Keep the
+        # link down until then, so the SSH session really is lost (longer than a TCP retransmit would bridge).
+        last = _wait_for(lambda: (f := _watchdog_file(deployed, cut, "last")) and f.read_text(), 90,
+                         f"{cut}'s watchdog to restore the backup")
+        assert last.startswith("restored"), last
+        _mgmt_link(deployed, cut, up=True)
+        mgmt_down = False
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        if mgmt_down:
+            _mgmt_link(deployed, cut, up=True)
+        if data_down:
+            deployed.cli("lab", "fault", data, "--link", "dedicated", "--up")
+    assert out.strip(), err
+    doc = json.loads(out)
+    assert proc.returncode == 1
+    st = {i["site"]: i for i in doc["items"]}
+    assert st[cut]["status"] == "rolled_back", st[cut]
+    assert st[cut]["error"] and "restored" in st[cut]["detail"], st[cut]
+    if routes > 1:  # the cut really hit the session while it was sending, not the probe after it
+        assert "new SSH session" not in st[cut]["detail"], st[cut]
+    assert running(deployed, cut) == before[cut]
+    # the data link was down while its router was deployed: config is config, the deploy went through …
+    assert st[data]["status"] == "changed", st[data]
+    assert EXTRA_ROUTE in running(deployed, data)
+    # … and with the link back the commune reaches the province over TSLCD
+    lan = inv.get(data).link("lan")
+    assert lan is not None and lan.address is not None
+    assert ping_from(deployed, data, PROVINCE_SVC, str(lan.address))
+    for s in cpes[2:]:
+        assert st[s]["status"] == "changed", st[s]
+        assert EXTRA_ROUTE in running(deployed, s)
+    assert all(st[s]["status"] == "unchanged" for s in sites if s not in cpes)
+    assert doc["summary"]["rolled_back"] == 1 and doc["summary"]["changed"] == len(cpes) - 1
+    _converge(deployed)
+
+
+def _check_doc_shape(doc: dict[str, Any], n: int) -> None:
+    """DESIGN §9: {"summary": {...counts...}, "items": [{"site", "device", "kind", "status", "detail"}]}."""
+    assert set(doc) >= {"summary", "items"}
+    assert doc["summary"]["total"] == len(doc["items"]) == n
+    statuses = {"changed", "unchanged", "rolled_back", "failed", "unreachable", "unmanaged"}
+    for i in doc["items"]:
+        assert {"site", "device", "kind", "status", "detail"} <= set(i), i
+        assert i["kind"] == "deploy" and i["status"] in statuses
+    assert sum(doc["summary"][k] for k in statuses) == n
+
+
+def test_canary_failure_stops_the_rest(deployed: LabSession, tmp_path: Path) -> None:
+    sites = lab_sites(deployed)
+    order = deploy(deployed, "--dry-run")["items"]  # deploy order: the canary stage is its head
+    canary = order[0]["device"]
+    before = {s: running(deployed, s) for s in sites}
+    # every router gets a change; the canary also gets a line FRR rejects
+    bad = "{% if device.hostname == '" + canary + "' %}this-is-not-an-frr-command\n{% endif %}"
+    env = {"LIENTHONG_TEMPLATES": str(_templates_with(tmp_path, EXTRA_ROUTE + "\n" + bad, ALL_ROLES))}
+    dry = deploy(deployed, "--dry-run", env=env)
+    assert dry["summary"]["changed"] == len(sites)  # without the canary stop, every router would be changed
+    doc = deploy(deployed, "--apply", "--canary", "1", env=env)
+    assert doc["_rc"] == 1
+    _check_doc_shape(doc, len(sites))
+    items = by_device(doc)
+    assert items[canary]["status"] == "rolled_back" and "rejected" in items[canary]["detail"], items[canary]
+    rest = [i for i in doc["items"] if i["device"] != canary]
+    for i in rest:
+        assert i["status"] == "failed" and "not attempted" in i["detail"], i
+        assert i["commands"] == []
+    assert doc["summary"]["rolled_back"] == 1 and doc["summary"]["failed"] == len(sites) - 1
+    for s in sites:
+        assert running(deployed, s) == before[s], s
+    # not even connected to: only the canary has a session log
+    logs = Path(doc["summary"]["session_logs"])
+    assert {f.stem for f in logs.glob("*.log")} == {canary}
+
+
+def test_canary_success_deploys_the_rest(deployed: LabSession, tmp_path: Path) -> None:
+    sites = lab_sites(deployed)
+    env = {"LIENTHONG_TEMPLATES": str(_templates_with(tmp_path, EXTRA_ROUTE + "\n", ALL_ROLES))}
+    doc = deploy(deployed, "--apply", "--canary", "2", env=env)
+    assert doc["_rc"] == 0, doc["items"]
+    _check_doc_shape(doc, len(sites))
+    assert {i["status"] for i in doc["items"]} == {"changed"}
+    assert doc["summary"]["changed"] == len(sites)
+    for s in sites:
+        assert EXTRA_ROUTE in running(deployed, s), s
+    logs = Path(doc["summary"]["session_logs"])
+    assert {f.stem for f in logs.glob("*.log")} == {i["device"] for i in doc["items"]}
+    _converge(deployed)
