@@ -139,6 +139,62 @@ def serve(
     )
 
 
+# ----- agent ---------------------------------------------------------------------------------------
+@app.command()
+@handle_errors
+def agent(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML file (keys: site, server, "
+                                                "token_file, source, sink); flags override it")] = None,
+    site: Annotated[str | None, typer.Option(help="This room PC's site id")] = None,
+    server: Annotated[str | None, typer.Option(help="Meeting service URL, e.g. http://10.11.0.20:8000")] = None,
+    token_file: Annotated[Path | None, typer.Option("--token-file", help="Site token file (mode 0600)")] = None,
+    source: Annotated[str | None, typer.Option(help="testsrc | FILE | v4l2:/dev/video0")] = None,
+    sink: Annotated[str | None, typer.Option(help="null | FILE | alsa")] = None,
+    once: Annotated[bool, typer.Option("--once", help="Attend one meeting, then exit 0")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Máy phòng họp tự tham gia cuộc họp / the room agent: joins its site's meetings by itself, stays joined.
+
+    Exit codes: 0 done (--once) or stopped; 2 bad config or token file; 3 token revoked or site unknown.
+    """
+    import asyncio
+    import signal
+
+    from meeting.agent import config as agent_config
+    from meeting.agent.runner import Agent
+
+    cfg = agent_config.load(config, site=site, server=server, token_file=token_file, source=source, sink=sink,
+                            once=once or None)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(min(root.level, logging.INFO) if root.level else logging.INFO)
+    for noisy in ("aioice", "aiortc", "websockets", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    def event(name: str, data: dict[str, Any]) -> None:
+        if json_out:
+            sys.stdout.write(json.dumps({"event": name, **data}, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+
+    async def main() -> int:
+        task = asyncio.ensure_future(Agent(cfg, on_event=event).run())
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            logger.info("agent stopped by signal")
+            return 0
+
+    logger.info("agent for site %s starting, server %s", cfg.site, cfg.server)
+    code = asyncio.run(main())
+    if code:
+        raise typer.Exit(code)
+
+
 # ----- db ------------------------------------------------------------------------------------------
 @db_app.command("upgrade")
 @handle_errors
@@ -352,6 +408,91 @@ def reminders_run(db: DbOpt = None, json_out: JsonOpt = False) -> None:
         console.print(json.dumps(docs, ensure_ascii=False))
     if any(not r.ok for r in results):
         raise typer.Exit(1)
+
+
+# ----- recordings (issue 11) -----------------------------------------------------------------------
+recordings_app = typer.Typer(no_args_is_help=True, help="Bản ghi hình cuộc họp / meeting recordings")
+app.add_typer(recordings_app, name="recordings")
+
+
+@recordings_app.command("purge")
+@handle_errors
+def recordings_purge(
+    days: Annotated[
+        int | None, typer.Option(help="Keep this many days (default: LIENTHONG_RECORDING_RETENTION_DAYS or 90)")
+    ] = None,
+    db: DbOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Xóa bản ghi hình quá hạn lưu trữ / delete recording files past the retention period (for cron)."""
+    from dataclasses import asdict, replace
+
+    from meeting.errors import InvalidInput
+    from meeting.services import recordings
+
+    if days is not None and days < 0:
+        raise InvalidInput("Số ngày lưu trữ bản ghi hình không được âm", field="days")
+    with _session(db) as (session, settings):
+        if days is not None:
+            settings = replace(settings, recording_retention_days=days)
+        purged = recordings.purge(session, settings)
+        kept_days = settings.recording_retention_days
+    items = [asdict(p) for p in purged]
+    summary = {"purged": len(purged), "bytes": sum(p.size_bytes for p in purged), "retention_days": kept_days}
+    if json_out:
+        emit_json({"summary": summary, "items": items})
+    else:
+        console.print(f"{len(purged)} recording(s) purged, {summary['bytes']} bytes freed "
+                      f"(retention {kept_days} days)")
+
+
+# ----- TURN (issue 11) ------------------------------------------------------------------------------
+turn_app = typer.Typer(no_args_is_help=True, help="TURN (coturn) cho điểm cầu sau NAT / TURN for rooms behind NAT")
+app.add_typer(turn_app, name="turn")
+
+
+@turn_app.command("credentials")
+@handle_errors
+def turn_credentials(
+    identity: Annotated[str, typer.Option(help="Who the credentials are for, e.g. site:03160")],
+    json_out: JsonOpt = False,
+) -> None:
+    """In thông tin TURN có thời hạn / print time-limited TURN credentials (LIENTHONG_TURN_URLS, …_SECRET_REF)."""
+    from meeting.media import turn
+
+    settings = Settings.load()
+    if not settings.turn_urls:
+        raise turn.TurnError(turn.NO_URLS_MSG)
+    creds = turn.make_credentials(turn.resolve_secret(settings.turn_secret_ref), identity, settings.turn_ttl_s)
+    doc = {"iceServers": turn.ice_servers(settings.turn_urls, creds), "ttl": creds.ttl_s,
+           "expires_at": creds.expires_at.isoformat()}
+    if json_out:
+        emit_json(doc)
+    else:
+        console.print(json.dumps(doc, ensure_ascii=False, indent=2))
+
+
+@turn_app.command("config")
+@handle_errors
+def turn_config(
+    listen_ip: Annotated[str, typer.Option(help="Address coturn listens on (reachable by the rooms)")],
+    relay_ip: Annotated[str, typer.Option(help="Address coturn relays from (reaches the SFU)")],
+    out: Annotated[Path, typer.Option(help="Directory for turnserver.conf (mode 0600), its db, pid and log")],
+    port: Annotated[int, typer.Option(help="UDP/TCP port")] = 3478,
+    json_out: JsonOpt = False,
+) -> None:
+    """Viết cấu hình coturn / write a coturn config with the shared secret of LIENTHONG_TURN_SECRET_REF."""
+    from meeting.media import turn
+
+    settings = Settings.load()
+    secret = turn.resolve_secret(settings.turn_secret_ref)
+    server = turn.Coturn(turn.CoturnConfig(listen_ip=listen_ip, relay_ip=relay_ip, secret=secret, port=port), out)
+    path = server.write_config()
+    doc = {"config": str(path), "command": " ".join(server.command())}
+    if json_out:
+        emit_json(doc)
+    else:
+        console.print(f"wrote {path}; run: {doc['command']}")
 
 
 def main() -> None:

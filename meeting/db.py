@@ -24,16 +24,23 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+# Sync routes run in Starlette's worker pool (40 threads) and each holds a connection until its session
+# dependency is torn down: a pool smaller than that made 129 agents polling at a meeting's start queue for
+# connections and time out (500s for ~40 s, reproduced with bench/agents.py).
+POOL_SIZE, POOL_OVERFLOW = 20, 30
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets its directory created, foreign keys and WAL (concurrent readers)."""
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10},
+                               pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -12,8 +12,10 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -257,3 +259,48 @@ class ServiceSecret(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(200))
+
+
+class RecordingStatus(StrEnum):
+    RECORDING = "recording"
+    DONE = "done"
+    FAILED = "failed"
+    PURGED = "purged"
+
+
+class Recording(Base):
+    """One recorded floor stream of a meeting (a WebM file under the recordings dir); purged after retention."""
+
+    __tablename__ = "meeting_recordings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meeting_meetings.id"), index=True)
+    file_name: Mapped[str] = mapped_column(String(200))  # relative to Settings.recordings_path()
+    status: Mapped[str] = mapped_column(String(16), default=RecordingStatus.RECORDING.value)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Attendance(Base):
+    """One uninterrupted presence of a site in a meeting (điểm danh): a drop and rejoin makes two rows.
+
+    Written as it happens by the signaling socket (join, leave, drop) so a crash loses at most the end of an open
+    span; ``last_seen`` moves with every stats report and bounds an open span that a dead server never closed.
+    """
+
+    __tablename__ = "meeting_attendance"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meeting_meetings.id"))
+    site_id: Mapped[str] = mapped_column(ForeignKey("meeting_sites.id"))
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+    left_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reason: Mapped[str | None] = mapped_column(String(32))  # left | dropped | removed | replaced | server_restart
+    quality: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # running sums of the stats samples
+
+    __table_args__ = (Index("ix_meeting_attendance_meeting_site", "meeting_id", "site_id", "joined_at"),)

@@ -52,6 +52,15 @@ class Settings:
     webhook_url: str | None = None
     reminder_interval_s: float = 30.0
     inventory_dir: str | None = None
+    recordings_dir: str | None = None  # LIENTHONG_RECORDINGS_DIR; default <state dir>/recordings
+    recording_retention_days: int = 90  # LIENTHONG_RECORDING_RETENTION_DAYS; files older are purged
+    turn_urls: tuple[str, ...] = ()  # LIENTHONG_TURN_URLS, comma-separated turn: URIs handed to clients
+    turn_secret_ref: str | None = None  # LIENTHONG_TURN_SECRET_REF: env:/vault: reference to coturn's auth secret
+    turn_ttl_s: int = 12 * 3600  # lifetime of the TURN credentials the server hands out
+
+    def recordings_path(self) -> Path:
+        """Where recordings are written: ``recordings_dir`` or the state dir's ``recordings/``."""
+        return Path(self.recordings_dir) if self.recordings_dir else _state_dir() / "recordings"
 
     @classmethod
     def load(cls, db_url: str | None = None, **overrides: Any) -> Settings:
@@ -68,5 +77,9 @@ class Settings:
             mail_from=os.environ.get("LIENTHONG_MAIL_FROM", cls.mail_from),
             webhook_url=os.environ.get("LIENTHONG_REMINDER_WEBHOOK") or None,
             inventory_dir=os.environ.get("LIENTHONG_INVENTORY") or None,
+            recordings_dir=os.environ.get("LIENTHONG_RECORDINGS_DIR") or None,
+            recording_retention_days=int(os.environ.get("LIENTHONG_RECORDING_RETENTION_DAYS") or 90),
+            turn_urls=tuple(u.strip() for u in os.environ.get("LIENTHONG_TURN_URLS", "").split(",") if u.strip()),
+            turn_secret_ref=os.environ.get("LIENTHONG_TURN_SECRET_REF") or None,
         )
         return replace(s, **overrides) if overrides else s

@@ -16,8 +16,9 @@ from meeting import migrate
 from meeting.api import errors
 from meeting.api.deps import Public
 from meeting.api.middleware import AccessLog, BodyLimit
-from meeting.api.routes import agents, health, meetings, sites, users
+from meeting.api.routes import agents, health, meetings, sites, users, ws
 from meeting.db import make_engine, make_sessionmaker, redact_url
+from meeting.media.sfu import Sfu
 from meeting.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -51,10 +52,14 @@ def create_app(settings: Settings, *, run_migrations: bool = True, reminders: bo
 
             scheduler = ReminderScheduler(app.state.sessions, settings)
             await scheduler.start()
+        sfu = app.state.sfu = Sfu()  # explicit ICE servers only: meeting.media.sfu.rtc_configuration()
+        await sfu.start()
+        ws.prepare_media(app.state.sessions)
         logger.info("meeting service ready on %s", redact_url(settings.db_url))
         try:
             yield
         finally:
+            await sfu.stop()
             if scheduler is not None:
                 await scheduler.stop()
             engine.dispose()
@@ -72,8 +77,15 @@ def create_app(settings: Settings, *, run_migrations: bool = True, reminders: bo
     app.state.engine = engine
     app.state.sessions = make_sessionmaker(engine)
     errors.install(app)
-    for r in (health.router, users.router, sites.router, meetings.router, agents.router):
+    for r in (health.router, users.router, sites.router, meetings.router, agents.router, ws.router, ws.ws_router):
         app.include_router(r)
+    from meeting.api.routes import recordings, turn  # issue 11: recordings list/download, TURN credentials
+
+    app.include_router(recordings.router)
+    app.include_router(turn.router)
+    from meeting.api.routes import attendance  # issue 11: attendance report, CSV/XLSX downloads
+
+    app.include_router(attendance.router)
 
     from meeting.web import pages
 

@@ -131,8 +131,12 @@ Admin = Annotated[User, Depends(require(UserRole.ADMIN))]
 Public = Depends(public)
 
 
-async def site_agent(request: Request, db: SessionDep) -> Site:
-    """The site whose room agent is calling, from its long-lived site token (DESIGN §9)."""
+def site_agent(request: Request, db: SessionDep) -> Site:
+    """The site whose room agent is calling, from its long-lived site token (DESIGN §9).
+
+    A plain function on purpose: FastAPI runs it in the worker pool. The lookup writes ``last_used_at``, and on
+    the event loop a busy SQLite would stall every WebSocket and the SFU's media with it (129 agents polling at a
+    meeting's start)."""
     token = _bearer(request)
     site = auth.site_for_token(db, token) if token and token.startswith(auth.SITE_TOKEN_PREFIX) else None
     if site is None:

@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 from aiortc.exceptions import InternalError, InvalidStateError
@@ -120,6 +120,19 @@ class SfuConfig:
     queue_frames: int = 64
 
 
+class RecordingSink(Protocol):
+    """What a room records into (:class:`meeting.media.recorder.Recorder`): sees every published frame, encoded.
+
+    ``timestamp`` is the frame's position on the room timeline in RTP ticks of its kind's clock (what subscribers
+    get before the 32-bit mask, so only right modulo 2**32). The sink picks the floor-holder's frames itself; it
+    must be cheap and never raise.
+    """
+
+    def on_frame(self, source: Source, frame: EncodedFrame, timestamp: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class Source:
     """One publisher track: taps its receiver, maps timestamps onto the room timeline, fans frames out."""
 
@@ -147,6 +160,8 @@ class Source:
             self.keyframes += 1
         if self._offset is None:
             self._offset = self.room.ticks(self._clock) - frame.timestamp
+        if self.room.recorder is not None:
+            self.room.recorder.on_frame(self, frame, frame.timestamp + self._offset)
         if not self.subscribers:
             return
         packet = make_packet(frame, (frame.timestamp + self._offset) & 0xFFFFFFFF)
@@ -216,6 +231,8 @@ class Room:
     floor: str | None = None
     """Site id holding the floor; None means the host hall speaks."""
     t0: float = field(default_factory=time.monotonic)
+    recorder: RecordingSink | None = None
+    """Set by :meth:`Sfu.attach_recorder` while the room is recorded."""
 
     def ticks(self, clock: int) -> int:
         return int((time.monotonic() - self.t0) * clock)
@@ -388,9 +405,29 @@ class Sfu:
         await peer.pc.close()
         logger.info("room %s: peer %s (site %s) left", room_id, peer_id, peer.site_id)
         if not room.peers:
+            self.detach_recorder(room_id)
             self.rooms.pop(room_id, None)
         else:
             self._route(room)
+
+    # -- recording (the hook; the recorder itself is meeting.media.recorder) ----------------------------------
+    def attach_recorder(self, room_id: str, sink: RecordingSink) -> None:
+        """Record the room's floor stream into ``sink`` from now on (one recorder per room)."""
+        room = self.room(room_id)
+        if room.recorder is not None:
+            raise MediaError("Phòng họp {room} đang được ghi hình", room=room_id)
+        room.recorder = sink
+        logger.info("room %s: recording attached", room_id)
+
+    def detach_recorder(self, room_id: str) -> RecordingSink | None:
+        """Stop feeding the room's recorder and close it; returns it (None when the room was not recorded)."""
+        room = self.rooms.get(room_id)
+        sink = room.recorder if room is not None else None
+        if room is not None and sink is not None:
+            room.recorder = None
+            sink.close()
+            logger.info("room %s: recording detached", room_id)
+        return sink
 
     # -- floor -------------------------------------------------------------------------------------------------
     def grant_floor(self, room_id: str, site_id: str) -> None:

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
+from sqlalchemy.orm import Session as OrmSession
 
 from meeting.api.convert import occurrence_out
 from meeting.api.deps import (
@@ -27,11 +28,12 @@ from meeting.api.deps import (
     request_lang,
 )
 from meeting.api.errors import validation_items
+from meeting.api.routes.recordings import recording_out
 from meeting.errors import AuthError, Conflict, Forbidden, InvalidInput, RateLimited
 from meeting.i18n import gettext_for, normalize_lang, translate
 from meeting.models import Meeting, Site, User, UserRole
 from meeting.schemas import MeetingIn
-from meeting.services import auth, readiness, sites
+from meeting.services import attendance, auth, readiness, recordings, sites
 from meeting.services import meetings as svc
 from meeting.services.meetings import SchemaInvalid
 from meeting.services.recurrence import TZ, to_local
@@ -436,6 +438,17 @@ def cancel(meeting_id: IdPath, user: Scheduler, db: SessionDep) -> Response:
 
 
 # ----- meeting and site pages ------------------------------------------------------------------------
+def _attendance_for(db: OrmSession, user: User, m: Meeting) -> dict[str, Any] | None:
+    """The attendance of the meeting's latest started occurrence (None before anyone joined)."""
+    rep = attendance.report(db, m)
+    if user.role == UserRole.OPERATOR.value:
+        rep.sites = [x for x in rep.sites if x.site_id == user.site_id]
+    if not any(x.first_join for x in rep.sites):
+        return None
+    return {"present": rep.present, "invited": len(rep.sites),
+            "sites": [x.as_dict() | {"first": to_local(x.first_join) if x.first_join else None} for x in rep.sites]}
+
+
 @router.get("/meetings/{meeting_id}")
 def meeting_page(
     meeting_id: IdPath,
@@ -459,6 +472,8 @@ def meeting_page(
             "names": sites.names(db, [m.host_site_id]),
             "occurrences": occs,
             "can_edit": user.role in (UserRole.ADMIN.value, UserRole.SECRETARIAT.value),
+            "recordings": [recording_out(r) for r in recordings.for_meeting(db, m.id)],
+            "attendance": _attendance_for(db, user, m),
         },
         principal=principal,
     )

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from meeting.api.routes import agents, health, meetings, sites, users
+from meeting.api.routes import agents, attendance, health, meetings, recordings, sites, turn, users, ws
 from meeting.services import auth
 from meeting.web import pages
 from tests.meeting.conftest import OPERATOR_SITE, ROLES, Service, future, meeting_body
@@ -39,6 +39,7 @@ POLICY: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/meetings/{meeting_id}/calendar.ics"): ALL,
     ("POST", "/api/v1/agents/heartbeat"): SITE,
     ("POST", "/api/v1/meetings/{meeting_id}/join-token"): SITE,
+    ("GET", "/api/v1/agents/meetings"): SITE,
     ("GET", "/lang/{code}"): PUBLIC,
     ("GET", "/login"): PUBLIC,
     ("POST", "/login"): PUBLIC,
@@ -51,17 +52,30 @@ POLICY: dict[tuple[str, str], set[str]] = {
     ("POST", "/meetings/{meeting_id}/cancel"): SCHED,
     ("GET", "/meetings/{meeting_id}"): ALL,
     ("GET", "/site"): ALL,
+    ("GET", "/api/v1/meetings/{meeting_id}/recordings"): ALL,
+    ("GET", "/api/v1/recordings/{recording_id}/file"): ALL,
+    ("POST", "/api/v1/meetings/{meeting_id}/recording/start"): SCHED,
+    ("POST", "/api/v1/meetings/{meeting_id}/recording/stop"): SCHED,
+    ("GET", "/api/v1/turn"): ALL | SITE,
+    ("GET", "/api/v1/meetings/{meeting_id}/attendance"): ALL,
+    ("GET", "/api/v1/meetings/{meeting_id}/attendance.csv"): ALL,
+    ("GET", "/api/v1/meetings/{meeting_id}/attendance.xlsx"): ALL,
 }
 APP_LEVEL = {("GET", "/docs"), ("GET", "/openapi.json")}  # public API docs, served from local files
+# WebSocket routes authenticate inside the socket (session cookie or join token as first message); their own
+# matrix (every role, site and join token, every refusal) is tests/meeting/test_ws_signaling.py.
+WS_ROUTES = {"/ws/meetings/{meeting_id}"}
 
 
 def _routes() -> list[Any]:
-    return [r for mod in (health, users, sites, meetings, agents, pages) for r in mod.router.routes]
+    mods = (health, users, sites, meetings, agents, ws, pages, recordings, turn, attendance)
+    return [r for mod in mods for r in mod.router.routes]
 
 
 def test_policy_table_covers_every_route() -> None:
     found = {(m, r.path) for r in _routes() for m in r.methods}
     assert found == set(POLICY), f"routes without a tested policy: {found ^ set(POLICY)}"
+    assert {r.path for r in ws.ws_router.routes} == WS_ROUTES
 
 
 def test_every_route_declares_exactly_one_policy_dependency() -> None:
@@ -126,6 +140,7 @@ def test_matrix(service: Service, who: str | None) -> None:
         "site_id": OPERATOR_SITE,
         "code": "en",
         "n": "0",
+        "recording_id": "1",
     }
     headers = {"Authorization": f"Bearer {site_token}"} if who == "site" else service.h(who)
     failures = []

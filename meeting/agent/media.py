@@ -1,0 +1,149 @@
+"""What the room PC sends and plays: camera/mic (or a test source) gated by the floor, and the meeting it receives.
+
+The agent's uplink stays idle until the site gets the floor (the host hall always sends): every outgoing track
+waits on one ``live`` event. The ``null`` sink does not decode at all: it taps the encoded frames out of aiortc's
+receivers with :func:`meeting.media.passthrough.tap_receiver` and counts them, which is what an unattended room PC
+(or a load test) needs to prove it receives; ``alsa`` plays the audio on the PC's sound card and a file path
+records both streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc import RTCPeerConnection
+from aiortc.contrib.media import MediaPlayer, MediaRecorder
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
+
+from meeting.agent.config import AgentConfigError
+from meeting.media.passthrough import EncodedFrame, tap_receiver
+from meeting.media.sfu import rtc_configuration
+
+logger = logging.getLogger(__name__)
+
+TESTSRC_SIZE = (320, 180)
+TESTSRC_FPS = 15
+
+
+class Gate(MediaStreamTrack):
+    """Passes the inner track's frames only while ``live`` is set; drains them otherwise (a camera keeps going)."""
+
+    def __init__(self, inner: MediaStreamTrack, live: asyncio.Event) -> None:
+        super().__init__()
+        self.kind = inner.kind
+        self._inner = inner
+        self._live = live
+
+    async def recv(self) -> Any:
+        while True:
+            if self.readyState != "live":
+                raise MediaStreamError
+            frame = await self._inner.recv()
+            if self._live.is_set():
+                return frame
+
+    def stop(self) -> None:
+        super().stop()
+        self._inner.stop()
+
+
+@dataclass
+class Reception:
+    """What arrived: encoded frames per kind, keyframes, first and last arrival (monotonic)."""
+
+    frames: dict[str, int] = field(default_factory=lambda: {"audio": 0, "video": 0})
+    keyframes: int = 0
+    first_video_at: float | None = None
+    last_at: float | None = None
+
+    def on_frame(self, frame: EncodedFrame) -> None:
+        self.frames[frame.kind] += 1
+        self.last_at = time.monotonic()
+        if frame.kind == "video":
+            if frame.keyframe:
+                self.keyframes += 1
+            if self.first_video_at is None:
+                self.first_video_at = self.last_at
+
+
+def _source_tracks(source: str, live: asyncio.Event) -> tuple[list[MediaStreamTrack], MediaPlayer | None]:
+    if source == "testsrc":
+        from meeting.media.testpeer import SyntheticAudio, SyntheticVideo
+
+        width, height = TESTSRC_SIZE
+        return [SyntheticVideo(width, height, TESTSRC_FPS, 90, live), SyntheticAudio(live)], None
+    if source.startswith("v4l2:"):
+        try:
+            player = MediaPlayer(source[5:], format="v4l2", options={"video_size": "640x360", "framerate": "15"})
+        except (OSError, ValueError) as exc:  # av.FFmpegError subclasses these
+            raise AgentConfigError("Không mở được camera {source}: {error} (PyAV cần FFmpeg có v4l2)",
+                                   field="source", source=source, error=str(exc)) from None
+        audio: MediaStreamTrack = AudioStreamTrack()  # silence unless the PC has a microphone ALSA can open
+        with contextlib.suppress(OSError, ValueError):
+            mic = MediaPlayer("default", format="alsa")
+            if mic.audio is not None:
+                audio = mic.audio
+        assert player.video is not None
+        return [Gate(player.video, live), Gate(audio, live)], player
+    player = MediaPlayer(source, loop=True)
+    tracks: list[MediaStreamTrack] = [Gate(t, live) for t in (player.video, player.audio) if t is not None]
+    return tracks, player
+
+
+class MediaSession:
+    """One peer connection to the SFU for one meeting; ``close()`` is safe to call twice."""
+
+    def __init__(self, source: str, sink: str, *, host: bool) -> None:
+        self.pc = RTCPeerConnection(configuration=rtc_configuration())
+        self.live = asyncio.Event()
+        if host:
+            self.live.set()
+        self.reception = Reception()
+        self._sink = sink
+        self._recorder: MediaRecorder | None = None
+        self._player: MediaPlayer | None = None
+        self._closed = False
+        tracks, self._player = _source_tracks(source, self.live)
+        for track in tracks:
+            self.pc.addTrack(track)
+        for kind in ("audio", "video"):
+            if not any(t.kind == kind for t in tracks):
+                self.pc.addTransceiver(kind, direction="recvonly")
+        if sink not in ("null",):
+            self._recorder = (MediaRecorder("default", format="alsa") if sink == "alsa" else MediaRecorder(sink))
+
+        @self.pc.on("track")
+        def _on_track(track: MediaStreamTrack) -> None:
+            receiver = next(t.receiver for t in self.pc.getTransceivers() if t.receiver.track is track)
+            if self._recorder is None:
+                tap_receiver(receiver, track.kind, self.reception.on_frame)
+            elif self._sink != "alsa" or track.kind == "audio":
+                self._recorder.addTrack(track)
+
+    async def offer(self) -> str:
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        return str(self.pc.localDescription.sdp)
+
+    async def answer(self, sdp: str) -> None:
+        from aiortc import RTCSessionDescription
+
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        if self._recorder is not None:
+            await self._recorder.start()
+
+    def set_floor(self, granted: bool) -> None:
+        (self.live.set if granted else self.live.clear)()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._recorder is not None:
+            with contextlib.suppress(Exception):
+                await self._recorder.stop()
+        await self.pc.close()

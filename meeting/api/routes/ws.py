@@ -1,0 +1,346 @@
+"""The media plane's door: the signaling WebSocket ``/ws/meetings/{id}`` and the room agent's schedule.
+
+The WebSocket is accepted first and authenticated second, so a refused client always learns why: it gets an
+``error`` message (Vietnamese and English) and a close code from :data:`CLOSE_CODES` (browsers never see the
+reason of a refused HTTP upgrade). Two ways in:
+
+* a page session cookie (same origin only): admin and secretariat users are the host hall of the meeting; an
+  operator joins as their own site if it is invited;
+* a short-lived per-meeting join token (``POST /api/v1/meetings/{id}/join-token`` with the site token), sent
+  as the **first message** ``{"type": "auth", "token": "ljt…"}`` — never in the URL, so no access log or proxy
+  ever records it. The meeting's host site joining with a join token is the host hall (its room PC's agent).
+
+After that the socket carries :mod:`meeting.media.signaling` messages. One live session per (meeting, site): a
+site that reconnects (link back, agent restarted) replaces its previous session, whose socket is closed with
+4409, so the SFU never keeps a ghost of a room PC that came back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from pydantic import BaseModel
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+from starlette.websockets import WebSocketState
+
+from meeting.api.deps import SESSION_COOKIE, SessionDep, SettingsDep, SiteAgent
+from meeting.errors import InvalidToken
+from meeting.i18n import translate
+from meeting.media.sfu import Sfu
+from meeting.media.signaling import SignalingSession
+from meeting.models import Meeting, MeetingStatus, SiteToken, UserRole, utcnow
+from meeting.services import attendance, auth
+from meeting.services import meetings as svc
+from meeting.services.recurrence import to_local
+from meeting.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api/v1", tags=["agents"])
+ws_router = APIRouter()
+
+AUTH_TIMEOUT_S = 10.0
+
+CLOSE_CODES: dict[str, int] = {
+    "bad_request": 4400,
+    "not_authenticated": 4401,
+    "invalid_token": 4401,
+    "expired_token": 4401,
+    "site_token_revoked": 4401,
+    "not_invited": 4403,
+    "wrong_meeting": 4403,
+    "forbidden_role": 4403,
+    "bad_origin": 4403,
+    "meeting_not_found": 4404,
+    "auth_timeout": 4408,
+    "replaced": 4409,
+    "meeting_cancelled": 4410,
+}
+"""Refusal code -> WebSocket close code (4000 + the HTTP status it corresponds to). Documented in docs/media.md."""
+
+REASONS: dict[str, str] = {
+    "bad_request": "Thông điệp đầu tiên phải có type 'auth' và token",
+    "not_authenticated": "Cần đăng nhập hoặc mã tham gia cuộc họp",
+    "invalid_token": "Mã tham gia không hợp lệ",
+    "expired_token": "Mã tham gia đã hết hạn",
+    "site_token_revoked": "Mã điểm cầu đã bị thu hồi",
+    "not_invited": "Điểm cầu không tham dự cuộc họp này",
+    "wrong_meeting": "Mã tham gia không dành cho cuộc họp này",
+    "forbidden_role": "Bạn không có quyền tham gia phòng họp này",
+    "bad_origin": "Kết nối từ trang web khác bị từ chối",
+    "meeting_not_found": "Không có cuộc họp này",
+    "auth_timeout": "Hết thời gian chờ xác thực",
+    "replaced": "Điểm cầu đã kết nối lại từ một phiên khác",
+    "meeting_cancelled": "Cuộc họp đã bị hủy",
+}
+"""Refusal code -> Vietnamese msgid (English from the catalog, see meeting.i18n)."""
+
+
+class Refused(Exception):
+    """Why a socket may not join; ``code`` is a key of :data:`CLOSE_CODES`."""
+
+    def __init__(self, code: str, site: str | None = None) -> None:
+        super().__init__(code)
+        self.code = code
+        self.site = site
+
+
+@dataclass(frozen=True)
+class Identity:
+    site_id: str
+    is_host: bool
+    via: str  # "session:<username>" | "join-token"
+
+
+def prepare_media(sessions: Any) -> None:
+    """Called once at startup: create the join-token key before 129 agents ask for tokens in the same second
+    (``auth.signing_key`` creates it on first use, and concurrent first uses race on its primary key), and keep
+    aioice's per-candidate-pair INFO lines out of the service log (thousands per meeting start)."""
+    with sessions() as db:
+        auth.signing_key(db)
+        stale = attendance.close_stale(db)  # spans a previous process left open end at their last sign of life
+        db.commit()
+    if stale:
+        logger.info("attendance: closed %d span(s) left open by the previous server process", stale)
+    for name in ("aioice", "aiortc"):
+        if logging.getLogger(name).getEffectiveLevel() < logging.WARNING:
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+# ----- the agent's schedule ---------------------------------------------------------------------------
+class AgentMeetingOut(BaseModel):
+    meeting_id: int
+    occurrence_id: int
+    title: str
+    start: datetime
+    end: datetime
+    host_site: str
+    host: bool
+
+
+@router.get("/agents/meetings")
+def agent_meetings(site: SiteAgent, db: SessionDep, settings: SettingsDep) -> list[AgentMeetingOut]:
+    """This site's meetings that are running or start within 7 days, soonest first (what the agent joins)."""
+    now = utcnow()
+    rows = svc.occurrences_between(db, now, now + timedelta(days=7), site_id=site.id, include_cancelled=False,
+                                   limit=50)
+    out = [
+        AgentMeetingOut(
+            meeting_id=m.id,
+            occurrence_id=o.id,
+            title=m.title,
+            start=to_local(o.start_at),
+            end=to_local(o.end_at),
+            host_site=m.host_site_id,
+            host=m.host_site_id == site.id,
+        )
+        for o, m in rows
+    ]
+    # End the transaction here, in the worker thread: the connection goes back to the pool now, not when the
+    # session dependency is torn down (which needs another thread; 129 agents polling at once exhausted the pool).
+    db.rollback()
+    return out
+
+
+# ----- authentication ---------------------------------------------------------------------------------
+def _same_origin(ws: WebSocket) -> bool:
+    """Cookie logins only from our own pages: a foreign page must not ride the user's cookie (CSWSH)."""
+    origin = ws.headers.get("origin")
+    if origin is None:
+        return True  # not a browser
+    return urlsplit(origin).netloc.lower() == ws.headers.get("host", "").lower()
+
+
+def _check_meeting(m: Meeting | None, site_id: str | None) -> Meeting:
+    if m is None:
+        raise Refused("meeting_not_found", site_id)
+    if m.status == MeetingStatus.CANCELLED.value:
+        raise Refused("meeting_cancelled", site_id)
+    return m
+
+
+class _Auth:
+    """DB checks for one socket, run in a worker thread (the event loop carries everyone's media)."""
+
+    def __init__(self, app_state: Any, settings: Settings) -> None:
+        self._sessions = app_state.sessions
+        self._settings = settings
+
+    def by_session(self, cookie: str, meeting_id: int) -> Identity:
+        with self._sessions() as db:
+            found = auth.session_user(db, cookie)
+            if found is None:
+                raise Refused("not_authenticated")
+            user, _ = found
+            m = _check_meeting(db.get(Meeting, meeting_id), user.site_id)
+            role = UserRole(user.role)
+            if role in (UserRole.ADMIN, UserRole.SECRETARIAT):
+                return Identity(m.host_site_id, True, f"session:{user.username}")
+            if role is UserRole.OPERATOR and user.site_id:
+                if user.site_id not in m.site_ids:
+                    raise Refused("not_invited", user.site_id)
+                return Identity(user.site_id, user.site_id == m.host_site_id, f"session:{user.username}")
+            raise Refused("forbidden_role", user.site_id)
+
+    def by_join_token(self, token: str, meeting_id: int) -> Identity:
+        with self._sessions() as db:
+            key = auth.signing_key(db)
+            db.commit()
+            try:
+                claims = auth.verify_join_token(key, token)
+            except InvalidToken as exc:
+                raise Refused("expired_token" if "hết hạn" in exc.message else "invalid_token") from None
+            m = _check_meeting(db.get(Meeting, meeting_id), claims.site_id)
+            if claims.meeting_id != meeting_id:
+                raise Refused("wrong_meeting", claims.site_id)
+            if claims.site_id not in m.site_ids:
+                raise Refused("not_invited", claims.site_id)
+            tokens = list(db.scalars(select(SiteToken).where(SiteToken.site_id == claims.site_id)))
+            issued = datetime.fromtimestamp(claims.expires - self._settings.join_token_ttl_s, UTC)
+            revoked = [t.revoked_at for t in tokens if t.revoked_at is not None]
+            late = bool(revoked) and max(revoked) >= issued  # revoked after it was issued (seconds: err safe)
+            if late or not any(t.revoked_at is None for t in tokens):
+                raise Refused("site_token_revoked", claims.site_id)
+            return Identity(claims.site_id, claims.site_id == m.host_site_id, "join-token")
+
+
+async def _authenticate(ws: WebSocket, meeting_id: int, checker: _Auth) -> Identity:
+    cookie = ws.cookies.get(SESSION_COOKIE)
+    if cookie:
+        if not _same_origin(ws):
+            raise Refused("bad_origin")
+        return await run_in_threadpool(checker.by_session, cookie, meeting_id)
+    try:
+        first = await asyncio.wait_for(ws.receive_text(), AUTH_TIMEOUT_S)
+    except TimeoutError:
+        raise Refused("auth_timeout") from None
+    try:
+        message = json.loads(first)
+    except ValueError:
+        raise Refused("bad_request") from None
+    if not isinstance(message, dict) or message.get("type") != "auth" or not isinstance(message.get("token"), str):
+        raise Refused("bad_request")
+    return await run_in_threadpool(checker.by_join_token, message["token"], meeting_id)
+
+
+# ----- the socket -------------------------------------------------------------------------------------
+def _error(code: str) -> dict[str, Any]:
+    msgid = REASONS[code]
+    return {"type": "error", "code": code, "reason": translate(msgid, "vi"), "reason_en": translate(msgid, "en")}
+
+
+async def _refuse(ws: WebSocket, code: str) -> None:
+    with contextlib.suppress(Exception):
+        await ws.send_json(_error(code))
+        await ws.close(code=CLOSE_CODES[code], reason=code)
+
+
+@dataclass
+class _Live:
+    ws: WebSocket
+    session: SignalingSession
+
+
+def _registry(ws: WebSocket) -> dict[tuple[str, str], _Live]:
+    state = ws.app.state
+    if not hasattr(state, "signaling"):
+        state.signaling = {}
+    live: dict[tuple[str, str], _Live] = state.signaling
+    return live
+
+
+@ws_router.websocket("/ws/meetings/{meeting_id}")
+async def meeting_socket(ws: WebSocket, meeting_id: int) -> None:
+    """Signaling for one site in one meeting (see the module docstring for how to authenticate)."""
+    sfu: Sfu = ws.app.state.sfu
+    client = f"{ws.client.host}:{ws.client.port}" if ws.client else "?"
+    await ws.accept()
+    try:
+        who = await _authenticate(ws, meeting_id, _Auth(ws.app.state, ws.app.state.settings))
+    except Refused as refused:
+        logger.warning("ws meeting %s from %s refused: %s (site %s)", meeting_id, client, refused.code,
+                       refused.site or "?")
+        await _refuse(ws, refused.code)
+        return
+    except WebSocketDisconnect:
+        return
+    room = str(meeting_id)
+    logger.info("ws meeting %s: site %s joined via %s from %s%s", meeting_id, who.site_id, who.via, client,
+                " (host)" if who.is_host else "")
+
+    async def send(message: dict[str, Any]) -> None:
+        if ws.application_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(Exception):
+                await ws.send_json(message)
+
+    session = SignalingSession(sfu, room, who.site_id, send, is_host=who.is_host)
+    live = _registry(ws)
+    previous = live.get((room, who.site_id))
+    live[(room, who.site_id)] = _Live(ws, session)
+    if previous is not None:
+        logger.info("ws meeting %s: site %s reconnected, closing its previous session", meeting_id, who.site_id)
+        await previous.session.close()
+        await _refuse(previous.ws, "replaced")
+    sessions = ws.app.state.sessions
+    await run_in_threadpool(_attend, sessions, attendance.joined, meeting_id, who.site_id)
+    ticker = asyncio.create_task(_attendance_ticker(sessions, sfu, room, meeting_id, who.site_id))
+    try:
+        await session.open()
+        while True:
+            text = await ws.receive_text()
+            try:
+                message = json.loads(text)
+            except ValueError:
+                message = None
+            await session.handle(message)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        ticker.cancel()
+        said_leave = session.closed  # the site sent "leave" before its socket went away
+        current = live.get((room, who.site_id))
+        replaced = current is not None and current.session is not session
+        if current is not None and current.session is session:
+            del live[(room, who.site_id)]
+        await session.close()
+        if not replaced:  # a replacing session already closed this span as "replaced" when it joined
+            with contextlib.suppress(Exception):
+                await run_in_threadpool(_attend, sessions, attendance.left, meeting_id, who.site_id,
+                                        "left" if said_leave else "dropped")
+        logger.info("ws meeting %s: site %s left", meeting_id, who.site_id)
+
+
+ATTENDANCE_TICK_S = 15.0
+
+
+def _attend(sessions: Any, op: Any, *args: Any) -> None:
+    """One attendance write in its own short transaction (run in the worker pool, never on the event loop)."""
+    with sessions() as db:
+        op(db, *args)
+        db.commit()
+
+
+async def _attendance_ticker(sessions: Any, sfu: Sfu, room: str, meeting_id: int, site_id: str) -> None:
+    """Every few seconds while connected: move ``last_seen`` and record the SFU's view of the site's link."""
+    while True:
+        await asyncio.sleep(ATTENDANCE_TICK_S)
+        sample: dict[str, Any] = {}
+        with contextlib.suppress(Exception):
+            peer = next((p for p in sfu.stats(room)["peers"] if p["site"] == site_id), None)
+            if peer is not None:
+                sample["loss_pct"] = round(float(peer["loss"]) * 100, 2)
+                if peer.get("remb_bps"):
+                    sample["kbps"] = round(float(peer["remb_bps"]) / 1000, 1)
+        try:
+            await run_in_threadpool(_attend, sessions, attendance.seen, meeting_id, site_id, sample)
+        except Exception:
+            logger.warning("attendance: cannot record site %s in meeting %s", site_id, meeting_id, exc_info=True)
