@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from conftool.audit.facts import DeviceFacts
+from conftool.audit.hostfacts import HostFacts
 from conftool.audit.probes import ProbeResult
 from conftool.inventory import Device, Inventory, Site
 
@@ -26,6 +27,7 @@ class SiteContext:
     site: Site
     facts: dict[str, DeviceFacts] = field(default_factory=dict)  # router hostname -> facts
     probes: dict[str, ProbeResult | str] = field(default_factory=dict)  # link kind -> result or why not probed
+    host_facts: dict[str, HostFacts] = field(default_factory=dict)  # host hostname -> facts (the `hosts` check)
     rules: list[Rule] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)  # renderer, lab flag … shared by the run
 

@@ -54,22 +54,24 @@ class Route:
         return self.selected and any(n.active and not n.blackhole for n in self.nexthops)
 
 
-Parser = Callable[[str], Any]
+Parser = Callable[..., Any]  # one text argument per command of the fact on that platform
 
 
 @dataclass(frozen=True)
 class Fact:
-    """A command per platform and the parser of its output."""
+    """A command per platform (or several, when the platform splits the fact, e.g. RouterOS interfaces and
+    their addresses) and the parser of their outputs."""
 
     name: str
-    commands: dict[str, str]
+    commands: dict[str, str | tuple[str, ...]]
     parsers: dict[str, Parser]
 
-    def command(self, platform: str) -> str | None:
-        return self.commands.get(platform)
+    def command(self, platform: str) -> tuple[str, ...] | None:
+        cmd = self.commands.get(platform)
+        return (cmd,) if isinstance(cmd, str) else cmd
 
-    def parse(self, platform: str, text: str) -> Any:
-        return self.parsers[platform](text)
+    def parse(self, platform: str, *texts: str) -> Any:
+        return self.parsers[platform](*texts)
 
 
 # ---- FRR (JSON) ------------------------------------------------------------------------------------
@@ -152,11 +154,46 @@ def parse_text(text: str) -> str:
     return text
 
 
+# ---- Huawei VRP, MikroTik RouterOS (TextFSM; conftool/audit/vendor.py, imported when used) ----------------
+def _vrp_interfaces(text: str) -> Any:
+    from conftool.audit.vendor import parse_vrp_interfaces
+
+    return parse_vrp_interfaces(text)
+
+
+def _vrp_routes(text: str) -> Any:
+    from conftool.audit.vendor import parse_vrp_routes
+
+    return parse_vrp_routes(text)
+
+
+def _ros_interfaces(ifaces: str, addresses: str) -> Any:
+    from conftool.audit.vendor import parse_ros_interfaces
+
+    return parse_ros_interfaces(ifaces, addresses)
+
+
+def _ros_routes(text: str) -> Any:
+    from conftool.audit.vendor import parse_ros_routes
+
+    return parse_ros_routes(text)
+
+
+VRP_INTERFACES = "display ip interface brief"
+VRP_ROUTES = "display ip routing-table verbose"
+ROS_INTERFACES = ("/interface print terse without-paging", "/ip address print without-paging")
+ROS_ROUTES = "/ip route print terse without-paging"
+
+
 FACTS: dict[str, Fact] = {
-    "interfaces": Fact("interfaces", {"frr": "show interface json", "cisco_ios": "show ip interface brief"},
-                       {"frr": parse_frr_interfaces, "cisco_ios": parse_ios_interfaces}),
-    "routes": Fact("routes", {"frr": "show ip route json", "cisco_ios": "show ip route"},
-                   {"frr": parse_frr_routes, "cisco_ios": parse_ios_routes}),
+    "interfaces": Fact("interfaces", {"frr": "show interface json", "cisco_ios": "show ip interface brief",
+                                      "huawei_vrp": VRP_INTERFACES, "mikrotik_routeros": ROS_INTERFACES},
+                       {"frr": parse_frr_interfaces, "cisco_ios": parse_ios_interfaces,
+                        "huawei_vrp": _vrp_interfaces, "mikrotik_routeros": _ros_interfaces}),
+    "routes": Fact("routes", {"frr": "show ip route json", "cisco_ios": "show ip route",
+                              "huawei_vrp": VRP_ROUTES, "mikrotik_routeros": ROS_ROUTES},
+                   {"frr": parse_frr_routes, "cisco_ios": parse_ios_routes,
+                    "huawei_vrp": _vrp_routes, "mikrotik_routeros": _ros_routes}),
     "running": Fact("running", {"frr": "show running-config", "cisco_ios": "show running-config",
                                 "huawei_vrp": "display current-configuration", "mikrotik_routeros": "/export"},
                     {p: parse_text for p in ("frr", "cisco_ios", "huawei_vrp", "mikrotik_routeros")}),
@@ -201,13 +238,13 @@ def gather(site: Site, device: Device, params: dict[str, Any], names: Iterable[s
     out = DeviceFacts(site=site.id, hostname=device.hostname, platform=device.platform)
     t0 = time.monotonic()
     wanted = [FACTS[n] for n in names]
-    todo: list[tuple[Fact, str]] = []
+    todo: list[tuple[Fact, tuple[str, ...]]] = []
     for f in wanted:
-        cmd = f.command(device.platform)
-        if cmd is None:
+        cmds = f.command(device.platform)
+        if cmds is None:
             out.problems[f.name] = f"no `{f.name}` command known for platform {device.platform}"
         else:
-            todo.append((f, cmd))
+            todo.append((f, cmds))
     try:
         conn = ConnectHandler(**params)
         if params.get("secret") and not conn.check_enable_mode():
@@ -223,14 +260,18 @@ def gather(site: Site, device: Device, params: dict[str, Any], names: Iterable[s
         logger.info("%s: %s", device.hostname, out.error)
         return out
     try:
-        for f, cmd in todo:
-            try:
-                text = conn.send_command(cmd, read_timeout=timeout)
-            except Exception as exc:
-                out.error = f"`{cmd}` failed: {exc.__class__.__name__}: {_short(exc)}"
+        for f, cmds in todo:
+            texts: list[str] = []
+            for one in cmds:
+                try:
+                    texts.append(str(conn.send_command(one, read_timeout=timeout)))
+                except Exception as exc:
+                    out.error = f"`{one}` failed: {exc.__class__.__name__}: {_short(exc)}"
+                    break
+            if out.error is not None:
                 break
             try:
-                out.values[f.name] = f.parse(device.platform, str(text))
+                out.values[f.name] = f.parse(device.platform, *texts)
             except FactParseError as exc:
                 out.problems[f.name] = str(exc)
     finally:

@@ -20,9 +20,14 @@ from conftool.inventory import LinkKind, Site
 
 logger = logging.getLogger(__name__)
 
-COUNT = 20  # 20 probes: a 30 % loss is seen with certainty, 1 lost probe is already 5 %
-INTERVAL_S = 0.02  # 20 probes in 0.4 s; iputils allows intervals below 0.2 s to root only
+# 100 probes: the loss resolution is 1 %, the meeting threshold's own unit, so one stray loss on a healthy link
+# (1 %) still meets a 1 % threshold while two do not; a 30 % loss passes only if ≤ 1 of 100 probes is lost
+# (binomial: < 1e-13; tests/audit/test_probes.py checks it against the real grading, docs/audit.md explains).
+COUNT = 100
+INTERVAL_S = 0.01  # 100 probes in 1 s (100 small packets/s: nothing for even a 2 Mbit/s rural link)
+# iputils allows intervals below 0.2 s to root only
 USER_INTERVAL_S = 0.2
+USER_COUNT = 25  # not root: 25 probes at 0.2 s (5 s); the loss resolution is then 4 %
 WAIT_S = 1  # per-reply wait
 _REPLY = re.compile(r"bytes from .*?time[=<]([\d.]+) ?ms")
 _TOTALS = re.compile(r"(\d+) packets transmitted, (\d+) (?:packets )?received")
@@ -86,14 +91,21 @@ def default_interval() -> float:
     return INTERVAL_S if os.geteuid() == 0 else USER_INTERVAL_S
 
 
-def ping_argv(target: ProbeTarget, count: int = COUNT, interval: float | None = None) -> list[str]:
+def default_count() -> int:
+    return COUNT if os.geteuid() == 0 else USER_COUNT
+
+
+def ping_argv(target: ProbeTarget, count: int | None = None, interval: float | None = None) -> list[str]:
+    count = default_count() if count is None else count
     interval = default_interval() if interval is None else interval
-    deadline = max(3, int(count * interval + WAIT_S + 2))
-    return [*target.argv, "ping", "-n", "-c", str(count), "-i", str(interval), "-W", str(WAIT_S),
-            "-w", str(deadline), target.address]
+    # No `-w`: with a deadline, iputils' `-c` counts *replies* and keeps sending until it has them, so a lossy
+    # link would get a longer burst (195 probes for 100 replies at 51 % loss). Without it exactly `count`
+    # probes leave, then ping waits at most `-W` for the last replies: a dead link costs count × interval + 1 s.
+    return [*target.argv, "ping", "-n", "-c", str(count), "-i", str(interval), "-W", str(WAIT_S), target.address]
 
 
-async def probe(target: ProbeTarget, count: int = COUNT, interval: float | None = None) -> ProbeResult:
+async def probe(target: ProbeTarget, count: int | None = None, interval: float | None = None) -> ProbeResult:
+    count = default_count() if count is None else count
     argv = ping_argv(target, count, interval)
     try:
         proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
@@ -128,10 +140,14 @@ class ProbePool:
         self.per_source = per_source
         self._sources: dict[tuple[str, ...], asyncio.Semaphore] = {}
 
-    async def run(self, target: ProbeTarget, count: int = COUNT) -> ProbeResult:
+    async def run(self, target: ProbeTarget, timeout: float, count: int | None = None) -> ProbeResult:
+        """One burst; `timeout` runs from the moment the burst starts, not while it waits for its turn."""
         src = self._sources.setdefault(target.argv, asyncio.Semaphore(self.per_source))
         async with src, self.sem:
-            return await probe(target, count)
+            try:
+                return await asyncio.wait_for(probe(target, count), timeout)
+            except TimeoutError:
+                return ProbeResult(target, 0, 0, error=f"probe did not finish within {timeout:g} s")
 
 
 # ---- where each probe starts ---------------------------------------------------------------------------

@@ -26,6 +26,7 @@ class Check(Protocol):
     severity: str
     facts: tuple[str, ...]  # router facts it reads (see facts.FACTS): gathered in one session per device
     probes: bool  # needs the reachability probes of the site
+    # optional: `hosts = True` makes the runner gather `ctx.host_facts` (one SSH exec per Linux host of the site)
 
     def run(self, ctx: SiteContext) -> list[Finding]: ...
 

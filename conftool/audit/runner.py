@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from conftool.audit import facts as factmod
+from conftool.audit import hostfacts
 from conftool.audit.context import SiteContext
 from conftool.audit.errors import AuditError
 from conftool.audit.probes import ProbePool, ProbeResult, ProbeTarget, direct_targets, lab_targets
@@ -85,6 +86,8 @@ class Auditor:
         self.renderer = Renderer(self.inv)
         self.fact_names = sorted({n for c in self.checks for n in c.facts})
         self.want_probes = any(c.probes for c in self.checks)
+        # optional attribute: a check that reads Linux hosts (one SSH exec each, in the same thread pool)
+        self.want_hosts = any(getattr(c, "hosts", False) for c in self.checks)
 
     # ---- gathering --------------------------------------------------------------------------------------
     def _params(self, site: Site, dev: Device) -> dict[str, Any]:
@@ -112,13 +115,21 @@ class Auditor:
                                        error=f"no complete answer within the device timeout ({timeout:g} s)",
                                        elapsed_s=timeout)
 
+    async def _host_facts(self, pool: ThreadPoolExecutor, site: Site, dev: Device) -> hostfacts.HostFacts:
+        timeout = dev.timeout_s
+        loop = asyncio.get_running_loop()
+        try:
+            async with self._sessions:
+                fut = loop.run_in_executor(pool, hostfacts.gather, self.inv, site, dev)
+                return await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            return hostfacts.HostFacts(site.id, dev.hostname, elapsed_s=timeout,
+                                       error=f"no complete answer within the device timeout ({timeout:g} s)")
+
     async def _probe(self, probes: ProbePool, target: ProbeTarget | str, timeout: float) -> ProbeResult | str:
         if isinstance(target, str):
             return target
-        try:
-            return await asyncio.wait_for(probes.run(target), timeout)
-        except TimeoutError:
-            return ProbeResult(target, 0, 0, error=f"probe did not finish within {timeout:g} s")
+        return await probes.run(target, timeout)
 
     def _targets(self, site: Site) -> dict[str, ProbeTarget | str]:
         if self.target.mode == "lab":
@@ -145,8 +156,17 @@ class Auditor:
         ctx = SiteContext(inv=self.inv, site=site, rules=self.rules, options={"renderer": self.renderer},
                           probes=probed)
         routers = site.routers if self.fact_names else []
-        for dev_facts in await asyncio.gather(*(self._facts(pool, site, d) for d in routers)):
-            ctx.facts[dev_facts.hostname] = dev_facts
+        hosts = [d for d in site.hosts if d.platform == "linux" and d.managed] if self.want_hosts else []
+        if self.target.mode == "lab" and hosts:
+            emulated = {h.hostname for h in getattr(self.target.plan, "hosts", [])}
+            ctx.options["host_skip"] = {d.hostname: "host not emulated by the running lab"
+                                        for d in hosts if d.hostname not in emulated}
+            hosts = [d for d in hosts if d.hostname in emulated]
+        gathered = await asyncio.gather(asyncio.gather(*(self._facts(pool, site, d) for d in routers)),
+                                        asyncio.gather(*(self._host_facts(pool, site, d) for d in hosts)))
+        dev_facts, host_facts = gathered
+        ctx.facts.update({f.hostname: f for f in dev_facts})
+        ctx.host_facts.update({f.hostname: f for f in host_facts})
         out: list[Finding] = []
         for c in self.checks:
             try:
@@ -169,7 +189,7 @@ class Auditor:
         started = utcnow()
         t0 = time.monotonic()
         sites = list(self.selection.sites)
-        n_routers = sum(len(s.routers) for s in sites)
+        n_routers = sum(len(s.routers) + (len(s.hosts) if self.want_hosts else 0) for s in sites)
         probes = ProbePool(MAX_PROBES)
         workers = max(1, min(self.max_sessions, n_routers))
         self._sessions = asyncio.Semaphore(workers)

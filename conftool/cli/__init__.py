@@ -12,6 +12,7 @@ from conftool.cli.common import setup_logging
 from conftool.cli.devices import backup_cmd, deploy_cmd, diff_cmd
 from conftool.cli.inventory import app as inventory_app
 from conftool.cli.lab import app as lab_app
+from conftool.cli.play import bootstrap_cmd, play_cmd
 from conftool.cli.render import render_cmd
 
 app = typer.Typer(
@@ -33,6 +34,8 @@ audit_app.add_typer(maintenance_app, name="maintenance")
 app.command("deploy")(deploy_cmd)
 app.command("backup")(backup_cmd)
 app.command("diff")(diff_cmd)
+app.command("play")(play_cmd)
+app.command("bootstrap")(bootstrap_cmd)
 # Feature groups register here, one line each (lab, render/deploy, audit, play ...).
 
 

@@ -95,6 +95,37 @@ def _link_down(kind: str) -> Callable[[LabSession], None]:
     return lambda lab: lab.cli("lab", "fault", SITE, "--link", kind, "--down", check=True)
 
 
+def _settle_internet(lab: LabSession) -> None:
+    """After a splice the ISP side's neighbour entry is new and its ARP crosses the lossy link itself (a lab
+    artefact: a NOC's probes do not ARP across the link they judge). Wait until one echo comes back, so the burst
+    measures the link's loss and not an unresolved neighbour; the audit's own burst is never retried."""
+    inet = next(lk for lk in _site(lab).links if lk.kind.value == "internet")
+    for _ in range(30):
+        cp = lab.exec("isp", "ping", "-n", "-c", "1", "-W", "1", str(inet.address))
+        if cp.returncode == 0:
+            return
+    raise AssertionError(f"{inet.address} never answered from the ISP side after the impairment")
+
+
+def _site(lab: LabSession) -> Any:
+    from conftool.inventory import load
+
+    return load(Path(lab.env["LIENTHONG_INVENTORY"])).get(SITE)
+
+
+def _impair(kind: str, *args: str) -> Callable[[LabSession], None]:
+    """Loss/delay through the lab's link emulator (per direction: 30 % each way ≈ 51 % of round trips).
+
+    Only the Internet link: splicing a TSLCD link into the emulator makes the site router's kernel lose its static
+    route 10.11.0.0/16 via tslcd0 while FRR still shows it installed (lab issue, see docs/audit.md), so the
+    province's TSLCD probe gets no reply at all, even after `--clear`."""
+    def inject(lab: LabSession) -> None:
+        lab.cli("lab", "fault", SITE, "--link", kind, *args, check=True)
+        _settle_internet(lab)
+
+    return inject
+
+
 def _router_down(lab: LabSession) -> None:
     lab.cli("lab", "fault", SITE, "--router", "--down", check=True)
 
@@ -118,12 +149,23 @@ FAULTS: list[tuple[str, Callable[[LabSession], None], set[tuple[str, str]]]] = [
     ("internet link down", _link_down("internet"),
      {(S, "reachability:internet"), (S, "device:interfaces"), (S, "device:default-route")}),
     ("lan link down", _link_down("lan"), {(S, "reachability:lan"), (S, "device:interfaces")}),
+    ("30 % loss on internet", _impair("internet", "--loss", "30"), {(S, "reachability:internet")}),
+    ("300 ms delay on internet", _impair("internet", "--delay", "300"), {(S, "reachability:internet")}),
     ("router down", _router_down,
      {(S, "device:ssh"), (S, "reachability:internet"), (S, "reachability:dedicated"), (S, "reachability:lan")}),
     ("sshd down", _sshd_down, {(S, "device:ssh")}),
     ("config line changed by hand", _hand_edit, {(S, "drift:config")}),
     ("compliance line removed by hand", _compliance_removed, {(S, "drift:config"), (S, "compliance:LT-PWD-01")}),
 ]
+
+# What the burst measured, honestly: 30 % loss each way loses about 51 % of 100 round trips (±5 % one standard
+# deviation; the range is ±5 σ); 300 ms each way adds 600 ms to every round trip and loses nothing.
+_LOSSY: Callable[[dict[str, Any]], bool] = lambda d: 25 <= d["loss_pct"] <= 80  # noqa: E731
+_SLOW: Callable[[dict[str, Any]], bool] = lambda d: d["loss_pct"] <= 1 and 600 <= d["rtt_ms"] <= 1000  # noqa: E731
+METRICS: dict[str, tuple[str, Callable[[dict[str, Any]], bool]]] = {
+    "30 % loss on internet": ("reachability:internet", _LOSSY),
+    "300 ms delay on internet": ("reachability:internet", _SLOW),
+}
 
 
 @pytest.mark.parametrize(("name", "inject", "expected"), FAULTS, ids=[f[0] for f in FAULTS])
@@ -140,6 +182,10 @@ def test_fault_shows_as_exactly_its_check(deployed: LabSession, db: str, name: s
             assert items["device:ssh"]["status"] == "error"
             assert items["drift:config"]["status"] == "skipped"
             assert items["drift:config"]["detail"] == "device unreachable"
+        if name in METRICS:
+            kind, ok = METRICS[name]
+            data = next(i["data"] for i in doc["items"] if i["site"] == SITE and i["kind"] == kind)
+            assert data["sent"] == 100 and ok(data), (name, data)
     finally:
         deployed.cli("lab", "fault", "--clear", SITE)
         if name.endswith("by hand"):
@@ -236,3 +282,85 @@ def test_scheduled_run_takes_backups(deployed: LabSession, db: str) -> None:
     log = subprocess.run(["git", "-C", str(repo), "log", "--format=%s"], capture_output=True, text=True).stdout
     assert "scheduled backup" in log
     assert "hostname rt-song-da" in (repo / SITE / f"{HOST}.cfg").read_text()
+
+
+# ---- hosts (meeting-room PCs, the province server) ---------------------------------------------------------
+def _hosts(lab: LabSession) -> dict[str, dict[str, Any]]:
+    return {n["hostname"]: n for n in lab.status()["nodes"] if n["role"] == "host"}
+
+
+def _host_items(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(i["device"], i["kind"]): i for i in doc["items"] if i["check"] == "hosts"}
+
+
+def test_hosts_with_nothing_installed_are_skipped_with_the_fix(deployed: LabSession, db: str) -> None:
+    hosts = _hosts(deployed)
+    assert len(hosts) >= 2
+    rc, doc = audit(deployed, db, "--check", "hosts", "--no-store")
+    items = _host_items(doc)
+    assert rc == 0 and failing(doc) == set()
+    for name, node in hosts.items():
+        assert items[(name, "hosts:ssh")]["status"] == "ok"
+        time_item = items[(name, "hosts:time")]
+        assert time_item["status"] == "skipped" and "conftool play baseline" in time_item["detail"], time_item
+        if node["device_role"] == "meeting-endpoint":
+            agent = items[(name, "hosts:agent")]
+            assert agent["status"] == "skipped" and "conftool play meeting-endpoint" in agent["detail"], agent
+        else:
+            assert (name, "hosts:agent") not in items
+
+
+def test_hosts_chronyd_in_sync_is_ok(deployed: LabSession, db: str) -> None:
+    """A real chronyd (`-x`: it never sets the machine clock) in the province server's namespaces, synced to the
+    lab's NTP server (lt-svc) on the province LAN: its time item is `ok`, everything else is unchanged."""
+    srv = next(n for n in _hosts(deployed).values() if n["device_role"] == "server")
+    conf = ("server 10.11.0.11 iburst minpoll -2 maxpoll -2\npidfile /run/lt-audit-chronyd.pid\n"
+            "bindcmdaddress 127.0.0.1\nbindcmdaddress /\n")
+    cp = deployed.exec(srv["hostname"], "sh", "-c",
+                       f"printf '{conf}' > /run/lt-audit-chrony.conf && "
+                       "chronyd -x -f /run/lt-audit-chrony.conf && sleep 0.5 && cat /run/lt-audit-chronyd.pid")
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    pid = int(cp.stdout.split()[-1])
+    try:
+        # chronyc waitsync: wait (≤ 60 × 1 s) until chronyd has synchronised — no retry of the audit itself
+        cp = deployed.exec(srv["hostname"], "chronyc", "waitsync", "60", "0", "0", "1", timeout=90)
+        assert cp.returncode == 0, cp.stdout + cp.stderr
+        rc, doc = audit(deployed, db, "--check", "hosts", "--no-store")
+        items = _host_items(doc)
+        t = items[(srv["hostname"], "hosts:time")]
+        assert t["status"] == "ok" and t["data"]["reference"] == "10.11.0.11" and t["data"]["province_ntp"], t
+        assert abs(t["data"]["offset_s"]) < 0.1 and t["data"]["leap"] == "Normal"
+        assert rc == 0 and failing(doc) == set()
+        others = [i for (dev, kind), i in items.items() if kind == "hosts:time" and dev != srv["hostname"]]
+        assert others and all(i["status"] == "skipped" for i in others)
+    finally:
+        import os
+        import signal
+
+        os.kill(pid, signal.SIGTERM)
+
+
+def test_host_sshd_down_fails_for_exactly_that_host(deployed: LabSession, db: str) -> None:
+    """Hosts have no `lab fault`: the host's sshd (which is also its namespace anchor) is stopped by its pid from
+    the lab state. Runs last in this module: the host stays down until `lab down`."""
+    import os
+    import signal
+
+    from conftool.lab.lab import current
+
+    pc = next(n for n in _hosts(deployed).values() if n["site"] == SITE and n["device_role"] == "meeting-endpoint")
+    st = current(deployed.state)
+    assert st is not None
+    proc = st.proc(pc["hostname"], "sshd")
+    assert proc is not None and proc.alive()
+    os.kill(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while proc.alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    rc, doc = audit(deployed, db)
+    assert rc == 1
+    assert failing(doc) == {(SITE, "hosts:ssh")}
+    bad = [i for i in doc["items"] if i["status"] in BAD]
+    assert [i["device"] for i in bad] == [pc["hostname"]] and bad[0]["status"] == "fail", bad
+    items = _host_items(doc)
+    assert items[(pc["hostname"], "hosts:time")]["detail"] == "host unreachable"

@@ -86,7 +86,7 @@ def route_findings(site: Site, device: Device, routes: list[Route], ctx: dict[st
 
 class Device_:
     name = "device"
-    platforms: frozenset[str] | None = frozenset({"frr", "cisco_ios"})
+    platforms: frozenset[str] | None = frozenset({"frr", "cisco_ios", "huawei_vrp", "mikrotik_routeros"})
     severity = "high"
     facts: tuple[str, ...] = ("interfaces", "routes")
     probes = False
