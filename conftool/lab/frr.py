@@ -29,6 +29,9 @@ def bootstrap_config(r: RouterPlan) -> str:
         "log file /var/log/frr/frr.log informational",
         "service integrated-vtysh-config",
         "ip forwarding",
+        # From zebra's start, as the templates render it: routes without kernel nexthop objects, which zebra 8.4
+        # does not always reinstall after a link flap (FRRouting/frr#14160).
+        "no zebra nexthop kernel enable",
         "!",
         f"interface {MGMT_IF}",
         " description Management NOC - kept by every deploy",  # as templates/_macros/ios.j2 renders it

@@ -38,17 +38,31 @@ def _mount_order(hdir: Path) -> list[str]:
     return sorted(targets, key=lambda t: hdir.is_relative_to(t))
 
 
+SUITE = Path(__file__).resolve().parents[2]  # the checkout (editable install): its wheelhouse, playbooks, venv
+
+
+def _kept(target: str) -> list[Path]:
+    """Paths under a fresh private dir that hosts must still see: the suite's own checkout, when it lives under
+    /tmp (a CI clone, say) — hosts install the room agent from its wheelhouse and run its venv."""
+    return [SUITE] if target in ("/" + d for d in PRIVATE) and SUITE.is_relative_to(target) else []
+
+
 def anchor_script(hdir: Path, h: HostPlan) -> str:
     """Mounts with paths relative to the host dir (the cwd), so mounting over an ancestor never hides them."""
     q = shlex.quote
     lines = ["set -e", f"cd {q(str(hdir))}"]
     for target in _mount_order(hdir):
         name = target.lstrip("/")
+        kept = _kept(target)
+        for i, path in enumerate(kept):  # hold it by a handle under the host dir before it is mounted over
+            lines += [f"mkdir -p ./kept-{name}-{i}", f"mount --bind {q(str(path))} ./kept-{name}-{i}"]
         if name in OVERLAID:
             lines.append(f"mount -t overlay lt-host -o lowerdir={target},upperdir={name}.up,workdir={name}.work "
                          f"{target}")
         else:
             lines.append(f"mount --bind ./{name} {target}")
+        for i, path in enumerate(kept):
+            lines += [f"mkdir -p {q(str(path))}", f"mount --bind ./kept-{name}-{i} {q(str(path))}"]
     lines += [
         "mkdir -p /run/sshd /run/lock && chmod 755 /run/sshd && chmod 1777 /run/lock",
         f"hostname {q(h.hostname)}",
