@@ -8,6 +8,7 @@ peer's link alone. Both are removed in the finalizer, also when a test fails.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -49,13 +50,14 @@ def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
 
 
-@pytest.fixture(scope="session")
-def media_netns() -> Iterator[MediaNetns]:
+@contextlib.contextmanager
+def veth_namespaces(label: str, ns_prefix: str, if_prefix: str) -> Iterator[MediaNetns]:
+    """Two namespaces of ours joined by one veth (private test addresses), removed on exit even after a failure."""
     if os.geteuid() != 0:
-        pytest.fail("WebRTC tests create network namespaces and need root (run as root, as the lab tests do)")
+        pytest.fail(f"{label} create network namespaces and need root (run as root, as the lab tests do)")
     pid = os.getpid()
-    env = MediaNetns(ns=f"lt-media-test-{pid}", ns_b=f"lt-media-test-{pid}-b", if_a=f"ltm{pid}a")
-    if_b = f"ltm{pid}b"
+    env = MediaNetns(ns=f"{ns_prefix}-{pid}", ns_b=f"{ns_prefix}-{pid}-b", if_a=f"{if_prefix}{pid}a")
+    if_b = f"{if_prefix}{pid}b"
     created: list[str] = []
     try:
         for ns in (env.ns, env.ns_b):
@@ -71,3 +73,9 @@ def media_netns() -> Iterator[MediaNetns]:
     finally:
         for ns in reversed(created):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def media_netns() -> Iterator[MediaNetns]:
+    with veth_namespaces("WebRTC tests", "lt-media-test", "ltm") as env:
+        yield env
