@@ -291,9 +291,10 @@ async def meeting_socket(ws: WebSocket, meeting_id: int) -> None:
         await previous.session.close()
         await _refuse(previous.ws, "replaced")
     sessions = ws.app.state.sessions
-    await run_in_threadpool(_attend, sessions, attendance.joined, meeting_id, who.site_id)
-    ticker = asyncio.create_task(_attendance_ticker(sessions, sfu, room, meeting_id, who.site_id))
+    ticker: asyncio.Task[None] | None = None
     try:
+        await run_in_threadpool(_attend, sessions, attendance.joined, meeting_id, who.site_id)
+        ticker = asyncio.create_task(_attendance_ticker(sessions, sfu, room, meeting_id, who.site_id))
         await session.open()
         while True:
             text = await ws.receive_text()
@@ -305,7 +306,8 @@ async def meeting_socket(ws: WebSocket, meeting_id: int) -> None:
     except WebSocketDisconnect:
         pass
     finally:
-        ticker.cancel()
+        if ticker is not None:
+            ticker.cancel()
         said_leave = session.closed  # the site sent "leave" before its socket went away
         current = live.get((room, who.site_id))
         replaced = current is not None and current.session is not session
