@@ -186,8 +186,25 @@ def test_host_mounts_hide_the_state_dir_last(inv: Inventory, state: str, last: s
     """Mounting over the directory that holds the state dir must come last, and paths are relative to it."""
     plan = build_plan(inv, ["11"], "small")
     script = anchor_script(Path(state) / "lab" / "hosts" / "srv-dien-bien", plan.hosts[0])
-    mounts = [ln for ln in script.splitlines() if ln.startswith("mount ")]
+    # (a checkout under /tmp, as a CI clone may be, adds binds that keep it visible: not what this test is about)
+    mounts = [ln for ln in script.splitlines() if ln.startswith("mount ") and "kept-" not in ln]
     assert len(mounts) == 7 and all(" lowerdir=/" in m or m.startswith("mount --bind ./") for m in mounts)
     assert "upperdir=etc.up,workdir=etc.work /etc" in script and "mount --bind ./run /run" in script
     if last:
         assert mounts[-1].endswith(" " + last)
+
+
+def test_host_keeps_a_checkout_under_tmp_visible(inv: Inventory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CI clone under /tmp stays visible in hosts (wheelhouse, venv): held before /tmp is mounted over, re-bound
+    after; a checkout elsewhere adds nothing."""
+    from conftool.lab import host
+
+    plan = build_plan(inv, ["11"], "small")
+    monkeypatch.setattr(host, "SUITE", Path("/tmp/ci-clone"))
+    lines = anchor_script(Path("/root/.local/state/lienthong/lab/hosts/srv"), plan.hosts[0]).splitlines()
+    hold = lines.index("mount --bind /tmp/ci-clone ./kept-tmp-0")
+    over = lines.index("mount --bind ./tmp /tmp")
+    back = lines.index("mount --bind ./kept-tmp-0 /tmp/ci-clone")
+    assert hold < over < back and lines[back - 1] == "mkdir -p /tmp/ci-clone"
+    monkeypatch.setattr(host, "SUITE", Path("/work/main"))
+    assert "kept-" not in anchor_script(Path("/root/.local/state/lienthong/lab/hosts/srv"), plan.hosts[0])
