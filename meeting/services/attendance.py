@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from meeting.errors import InvalidInput
-from meeting.models import Attendance, Meeting, Occurrence, Site, utcnow
+from meeting.models import Attendance, Meeting, Occurrence, Site, User, UserRole, utcnow
 from meeting.services.recurrence import to_local
 
 REASONS = ("left", "dropped", "removed", "replaced", "server_restart", "meeting_ended")
@@ -196,6 +196,14 @@ def report(db: Session, m: Meeting, occurrence_id: int | None = None, now: datet
     return Report(m.id, m.title, start, end, out)
 
 
+def report_for(db: Session, user: User, m: Meeting, occurrence_id: int | None = None) -> Report:
+    """``report`` as ``user`` may see it: a site operator gets only their own site's row (API, downloads, page)."""
+    rep = report(db, m, occurrence_id)
+    if user.role == UserRole.OPERATOR.value:
+        rep.sites = [x for x in rep.sites if x.site_id == user.site_id]
+    return rep
+
+
 CSV_HEADER = {
     "vi": ["Mã", "Điểm cầu", "Vai trò", "Trạng thái", "Số phút có mặt", "Vào lúc", "Rời lúc", "Số lần rớt",
            "Khoảng vắng", "RTT TB (ms)", "Mất gói tối đa (%)", "Tốc độ TB (kbps)"],
@@ -249,5 +257,5 @@ def to_xlsx(rep: Report, lang: str = "vi") -> bytes:
     return buf.getvalue()
 
 
-__all__ = ["Report", "SiteAttendance", "close_stale", "joined", "left", "report", "rows", "seen", "to_csv",
-           "to_xlsx"]
+__all__ = ["Report", "SiteAttendance", "close_stale", "joined", "left", "report", "report_for", "rows", "seen",
+           "to_csv", "to_xlsx"]

@@ -440,9 +440,7 @@ def cancel(meeting_id: IdPath, user: Scheduler, db: SessionDep) -> Response:
 # ----- meeting and site pages ------------------------------------------------------------------------
 def _attendance_for(db: OrmSession, user: User, m: Meeting) -> dict[str, Any] | None:
     """The attendance of the meeting's latest started occurrence (None before anyone joined)."""
-    rep = attendance.report(db, m)
-    if user.role == UserRole.OPERATOR.value:
-        rep.sites = [x for x in rep.sites if x.site_id == user.site_id]
+    rep = attendance.report_for(db, user, m)
     if not any(x.first_join for x in rep.sites):
         return None
     return {"present": rep.present, "invited": len(rep.sites),

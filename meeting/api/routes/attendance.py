@@ -10,7 +10,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 
 from meeting.api.deps import AnyUser, IdPath, LangDep, SessionDep
-from meeting.models import UserRole, utcnow
 from meeting.services import attendance
 from meeting.services import meetings as svc
 
@@ -21,11 +20,7 @@ OccurrenceQ = Annotated[int | None, Query(ge=1, le=2_147_483_647, description="o
 
 
 def _report(db: Any, user: Any, meeting_id: int, occurrence: int | None) -> attendance.Report:
-    m = svc.get_for(db, user, meeting_id)
-    rep = attendance.report(db, m, occurrence, utcnow())
-    if user.role == UserRole.OPERATOR.value:
-        rep.sites = [s for s in rep.sites if s.site_id == user.site_id]
-    return rep
+    return attendance.report_for(db, user, svc.get_for(db, user, meeting_id), occurrence)
 
 
 def _file_name(rep: attendance.Report, ext: str) -> str:
