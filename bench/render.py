@@ -161,9 +161,9 @@ def main() -> None:
         "versions": {"jinja2": jinja2.__version__, "nornir": getattr(nornir, "__version__", "3.x")},
         "results": results,
     }
-    out = REPO / "bench" / "results" / "render.json"
-    out.write_text(json.dumps(doc, indent=2) + "\n")
-    print("wrote", out)
+    result_file = REPO / "bench" / "results" / "render.json"
+    result_file.write_text(json.dumps(doc, indent=2) + "\n")
+    print("wrote", result_file)
 
 
 if __name__ == "__main__":
