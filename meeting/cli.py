@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from conftool.cli.common import emit_json, setup_logging, site_result_doc
 from conftool.errors import ConftoolError
 from meeting import migrate
+from meeting.agent.control import cli as agent_control_app
 from meeting.db import make_engine, make_sessionmaker, redact_url, session_scope
 from meeting.errors import MeetingError
 from meeting.i18n import bilingual
@@ -449,6 +450,9 @@ def recordings_purge(
 # ----- TURN (issue 11) ------------------------------------------------------------------------------
 turn_app = typer.Typer(no_args_is_help=True, help="TURN (coturn) cho điểm cầu sau NAT / TURN for rooms behind NAT")
 app.add_typer(turn_app, name="turn")
+
+# The commune operator's local commands for the running room agent (raise hand): `meeting agent-control hand`.
+app.add_typer(agent_control_app, name="agent-control")
 
 
 @turn_app.command("credentials")

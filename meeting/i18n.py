@@ -94,6 +94,8 @@ MEDIA_EN: dict[str, str] = {
     "Hết thời gian chờ xác thực": "Timed out waiting for authentication",
     "Điểm cầu đã kết nối lại từ một phiên khác": "The site reconnected from another session",
     "Cuộc họp đã bị hủy": "The meeting has been cancelled",
+    "Điểm cầu đã được mời ra khỏi buổi họp này": "The site has been removed from this meeting",
+    "Buổi họp đã kết thúc": "The meeting has ended",
     "Mã tham gia không hợp lệ": "Invalid join token",
     "Mã tham gia đã hết hạn": "The join token has expired",
     "Mã tham gia không dành cho cuộc họp này": "The join token is for another meeting",
@@ -144,6 +146,10 @@ MEDIA_EN: dict[str, str] = {
     "Địa chỉ máy chủ (server) phải là http(s)://máy:cổng, nhận được {server}": (
         "The server address must be http(s)://host:port, got {server}"
     ),
+    "Không liên lạc được với tác nhân đang chạy qua {path}: {error} (tác nhân có đang chạy không?)": (
+        "Cannot reach the running agent through {path}: {error} (is the agent running?)"
+    ),
+    "Tác nhân từ chối: {error}": "The agent refused: {error}",
     # meeting.media.recorder (another part of the media plane)
     "Phòng họp {room} đang được ghi hình": "Room {room} is being recorded",
     # meeting.media.turn

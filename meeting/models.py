@@ -304,3 +304,24 @@ class Attendance(Base):
     quality: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # running sums of the stats samples
 
     __table_args__ = (Index("ix_meeting_attendance_meeting_site", "meeting_id", "site_id", "joined_at"),)
+
+
+class MeetingEvent(Base):
+    """One thing that happened in a meeting's live session (issue 11): "everything logged", and the source the
+    live state (floor holder, muted and removed sites, idle/rehearsal/live/ended) is rebuilt from after a restart.
+
+    ``actor`` is a username, ``site:<id>`` or ``system``; ``detail`` never holds a secret.
+    """
+
+    __tablename__ = "meeting_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meeting_meetings.id"))
+    occurrence_id: Mapped[int | None] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(32))
+    site_id: Mapped[str | None] = mapped_column(String(8))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    __table_args__ = (Index("ix_meeting_events_meeting_occurrence", "meeting_id", "occurrence_id", "id"),)

@@ -17,6 +17,20 @@ import pytest
 # The lab fixtures (one lab per test session, serialised across processes) serve every test tree.
 pytest_plugins = ["tests.lab.fixtures"]
 
+
+@pytest.fixture(scope="session", autouse=True)
+def _agent_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Room agents started by tests (and their children) keep control sockets out of the machine's /run."""
+    import os
+
+    old = os.environ.get("LIENTHONG_RUN_DIR")
+    os.environ["LIENTHONG_RUN_DIR"] = str(tmp_path_factory.mktemp("agent-run"))
+    yield
+    if old is None:
+        os.environ.pop("LIENTHONG_RUN_DIR", None)
+    else:
+        os.environ["LIENTHONG_RUN_DIR"] = old
+
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE_INVENTORY = REPO / "inventory" / "dien-bien"
 

@@ -174,27 +174,38 @@ def _connect_args(inv: Inventory, dev: Device) -> dict[str, Any]:
     return args
 
 
+def connect_args(inv: Inventory, dev: Device) -> dict[str, Any] | str:
+    """paramiko `connect` arguments, or why there are none (no management address, unresolvable secret)."""
+    try:
+        return _connect_args(inv, dev)
+    except ConftoolError as exc:
+        return str(exc)
+
+
 def gather(inv: Inventory, site: Site, dev: Device) -> HostFacts:
     """One SSH session, one exec; runs in a worker thread. SSH problems become `error`, never an exception."""
+    args = connect_args(inv, dev)
+    if isinstance(args, str):
+        return HostFacts(site=site.id, hostname=dev.hostname, error=args)
+    return gather_with(site.id, dev.hostname, args, dev.timeout_s)
+
+
+def gather_with(site_id: str, hostname: str, args: dict[str, Any], timeout: float) -> HostFacts:
+    """`gather` with the connect arguments already resolved (what an audit worker process receives)."""
     import paramiko
 
     t0 = time.monotonic()
-    hf = HostFacts(site=site.id, hostname=dev.hostname)
-    try:
-        args = _connect_args(inv, dev)
-    except ConftoolError as exc:
-        hf.error = str(exc)
-        return hf
+    hf = HostFacts(site=site_id, hostname=hostname)
     where = f"{args['username']}@{args['hostname']}:{args['port']}"
     client = paramiko.SSHClient()
     # like the routers' Netmiko sessions: host keys are not pinned (lab hosts share one generated key)
     client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
     try:
         client.connect(**args)
-        _, stdout, _ = client.exec_command(SCRIPT, timeout=dev.timeout_s)
+        _, stdout, _ = client.exec_command(SCRIPT, timeout=timeout)
         text = stdout.read().decode(errors="replace")
         stdout.channel.recv_exit_status()
-        hf = parse(site.id, dev.hostname, text)
+        hf = parse(site_id, hostname, text)
     except paramiko.AuthenticationException:
         hf.error = f"SSH authentication failed for {where}"
     except (paramiko.SSHException, OSError, EOFError) as exc:

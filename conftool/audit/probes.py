@@ -9,10 +9,12 @@ starts inside the right namespace (`ip netns exec`); on a real network from this
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import re
 import statistics
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +43,7 @@ class ProbeTarget:
     address: str
     source: str  # human words: "ISP side", "province LAN (lt-svc) over TSLCD"
     argv: tuple[str, ...] = ()
+    netns: str | None = None  # the named namespace `argv` enters (the raw-socket prober opens its socket there)
 
 
 @dataclass
@@ -150,6 +153,57 @@ class ProbePool:
                 return ProbeResult(target, 0, 0, error=f"probe did not finish within {timeout:g} s")
 
 
+async def burst_all(targets: list[ProbeTarget], timeout: float) -> list[ProbeResult]:
+    """Every burst of a run at once, in the order given; each result is a `ProbeResult` (never an exception).
+
+    As root: one prober process (`conftool.audit.icmp`) sends every link's burst over one raw socket per source
+    namespace, started at the same moment as the audit's SSH sessions. Not root (no raw sockets): iputils `ping`
+    per link through `ProbePool`, as before.
+    """
+    if not targets:
+        return []
+    if os.geteuid() != 0:
+        pool = ProbePool()
+        return list(await asyncio.gather(*(pool.run(t, timeout) for t in targets)))
+    count, interval = default_count(), default_interval()
+    doc = {"count": count, "interval": interval, "wait": WAIT_S,
+           "targets": [{"key": str(i), "address": t.address, "netns": t.netns} for i, t in enumerate(targets)]}
+    from conftool.audit.icmp import PARALLEL
+
+    budget = -(-len(targets) // PARALLEL) * count * interval + WAIT_S + timeout
+    try:
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "conftool.audit.icmp",
+                                                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.PIPE)
+    except OSError as exc:
+        return [ProbeResult(t, 0, 0, error=f"the prober could not start: {exc}") for t in targets]
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(json.dumps(doc).encode()), budget)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return [ProbeResult(t, 0, 0, error=f"the prober did not finish within {budget:g} s") for t in targets]
+    except asyncio.CancelledError:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        raise
+    try:
+        results = {r["key"]: r for r in json.loads(out)["results"]}
+    except (ValueError, KeyError, TypeError):
+        why = (err.decode(errors="replace").strip().splitlines() or [f"exit {proc.returncode}"])[-1][:200]
+        return [ProbeResult(t, 0, 0, error=f"the prober failed: {why}") for t in targets]
+    out_list = []
+    for i, t in enumerate(targets):
+        r = results.get(str(i))
+        if r is None:
+            out_list.append(ProbeResult(t, 0, 0, error="the prober gave no result"))
+        else:
+            out_list.append(ProbeResult(t, int(r["sent"]), int(r["received"]), [float(x) for x in r["rtts_ms"]],
+                                        error=r.get("error")))
+    return out_list
+
+
 # ---- where each probe starts ---------------------------------------------------------------------------
 def lab_targets(site: Site, plan: Any) -> dict[str, ProbeTarget | str]:
     """Probe targets of one site inside the running lab, or the reason a link cannot be probed.
@@ -167,16 +221,16 @@ def lab_targets(site: Site, plan: Any) -> dict[str, ProbeTarget | str]:
     lan, inet, ded = site.link(LinkKind.LAN), site.link(LinkKind.INTERNET), site.link(LinkKind.DEDICATED)
     if inet is not None:
         out["internet"] = (ProbeTarget("internet", str(inet.address), f"ISP side ({ISP_NS})",
-                                       ("ip", "netns", "exec", ISP_NS))
+                                       ("ip", "netns", "exec", ISP_NS), ISP_NS)
                            if inet.address else "the internet link has no site address in the inventory")
     if ded is not None:
         if svc is not None and lan is not None and lan.address is not None and site.id != svc.router_site:
             out["dedicated"] = ProbeTarget("dedicated", str(lan.address),
                                            f"province LAN ({svc.namespace}) over TSLCD",
-                                           ("ip", "netns", "exec", svc.namespace))
+                                           ("ip", "netns", "exec", svc.namespace), svc.namespace)
         elif ded.address is not None:
             out["dedicated"] = ProbeTarget("dedicated", str(ded.address), f"TSLCD backbone ({TSLCD_NS})",
-                                           ("ip", "netns", "exec", TSLCD_NS))
+                                           ("ip", "netns", "exec", TSLCD_NS), TSLCD_NS)
         else:
             out["dedicated"] = "the dedicated link has no site address in the inventory"
     if lan is not None:
@@ -185,7 +239,7 @@ def lab_targets(site: Site, plan: Any) -> dict[str, ProbeTarget | str]:
             hosts += [a.split("/")[0] for a in svc.addresses]
         if hosts:
             out["lan"] = ProbeTarget("lan", hosts[0], f"site router ({r.namespace}) over the LAN",
-                                     ("ip", "netns", "exec", r.namespace))
+                                     ("ip", "netns", "exec", r.namespace), r.namespace)
         else:
             out["lan"] = "no LAN host is emulated at this site in the lab (no meeting-room PC in the inventory)"
     return out

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from conftool.audit import registry
 from conftool.audit.errors import AuditError
 from conftool.audit.report import failing_by_district, finding_label, summarize
 from conftool.audit.results import Finding, RunRecord, Status
-from conftool.audit.rules import load_rules
-from conftool.audit.runner import Auditor, detect_target
-from conftool.audit.store import AuditStore
 from conftool.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -32,6 +28,9 @@ from conftool.cli.common import (
     state_dir,
 )
 from conftool.inventory import Site
+
+if TYPE_CHECKING:  # the checks registry, the runner and the SQL store load lazily: `conftool deploy` etc.
+    from conftool.audit.runner import Auditor  # start ~1 s faster without SQLAlchemy and the audit checks
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +75,11 @@ def run_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Chạy kiểm tra / Run the selected checks over the selected sites (exit 1 when anything failed)."""
+    from conftool.audit import registry
+    from conftool.audit.rules import load_rules
+    from conftool.audit.runner import Auditor, detect_target
+    from conftool.audit.store import AuditStore
+
     inv = load_inventory(inventory)
     checks = registry.get(check)
     rule_list = load_rules(inv.base_dir, rules or [])
@@ -144,6 +148,8 @@ def history_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Lịch sử kiểm tra / Stored runs, newest first (with --site: only those sites' findings)."""
+    from conftool.audit.store import AuditStore
+
     ids: list[str] | None = None
     if site:
         ids = load_inventory(inventory).select(site).site_ids()
@@ -182,6 +188,8 @@ def diff_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """So sánh hai lần kiểm tra / New failures and recoveries between two runs (exit 1 on new failures)."""
+    from conftool.audit.store import AuditStore
+
     if run_a is not None and run_b is None:
         run_a, run_b = None, run_a  # one argument: compare that run with the one before it
     with AuditStore(db) as st:
@@ -212,6 +220,8 @@ def rules_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Các quy tắc tuân thủ / The compliance rules in force (shipped + inventory + --rules), validated."""
+    from conftool.audit.rules import load_rules
+
     inv = load_inventory(inventory)
     rule_list = load_rules(inv.base_dir, rules or [])
     if json_out:
@@ -229,6 +239,8 @@ def rules_cmd(
 @app.command("checks")
 def checks_cmd() -> None:
     """Các bước kiểm tra có sẵn / The registered checks."""
+    from conftool.audit import registry
+
     for c in registry.get(None):
         plats = ", ".join(sorted(c.platforms)) if c.platforms else "all"
         console.print(f"{c.name:14} severity={c.severity:7} platforms={plats}", highlight=False)

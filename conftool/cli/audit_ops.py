@@ -10,14 +10,13 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from conftool.audit.errors import AuditError
 from conftool.audit.results import RunRecord, Status
-from conftool.audit.store import AuditStore
 from conftool.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -32,6 +31,17 @@ from conftool.cli.common import (
     site_result_doc,
     state_dir,
 )
+
+if TYPE_CHECKING:
+    from conftool.audit.store import AuditStore
+
+
+def _store(db: str | None) -> AuditStore:
+    """The SQL store, imported on use: SQLAlchemy costs ~0.5 s of every `conftool` start otherwise."""
+    from conftool.audit.store import AuditStore
+
+    return AuditStore(db)
+
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +81,7 @@ def report_cmd(
     if fmt == "html" and html is None and not json_out:
         raise AuditError("say where to write the report: --html FILE (or --format md, or --json)")
     inv = load_inventory(inventory)
-    with AuditStore(db) as st:
+    with _store(db) as st:
         rep = rdata.build(st, inv, run, trend)
     written: Path | None = None
     if html is not None:
@@ -109,7 +119,7 @@ def availability_cmd(
     if by not in ("link", "provider", "district"):
         raise AuditError(f"--by {by!r}: expected link, provider or district")
     inv = load_inventory(inventory)
-    with AuditStore(db) as st:
+    with _store(db) as st:
         rep = av.compute(st, inv, month, by)  # type: ignore[arg-type]
     if html is not None:
         html.parent.mkdir(parents=True, exist_ok=True)
@@ -232,7 +242,7 @@ def schedule_cmd(
             if a.strip()]
     channels = [make_channel(u, sender=smtp_from, smtp_password=smtp_password) for u in (alert or [])]
     inv = load_inventory(inventory)
-    store = AuditStore(db)
+    store = _store(db)
     lock = sched.ScheduleLock(state_dir())
     lock.acquire()
     try:
@@ -357,7 +367,7 @@ def maint_add(
     from conftool.audit.maintenance import MaintenanceBook, parse_time
 
     inv = load_inventory(inventory)
-    with AuditStore(db) as st:
+    with _store(db) as st:
         w = MaintenanceBook(st.engine, inv).add(site_id, parse_time(start, "--start"), parse_time(end, "--end"),
                                                 reason)
     if json_out:
@@ -379,7 +389,7 @@ def maint_list(
     from conftool.audit.maintenance import MaintenanceBook
 
     inv = load_inventory(inventory)
-    with AuditStore(db) as st:
+    with _store(db) as st:
         ws = MaintenanceBook(st.engine, inv).windows(active_at=datetime.now(UTC) if active else None)
     if json_out:
         emit_json({"summary": {"windows": len(ws)}, "items": [w.as_dict() for w in ws]})
@@ -403,7 +413,7 @@ def maint_remove(
     """Xoá khung giờ bảo trì / Remove a window added with `maintenance add`."""
     from conftool.audit.maintenance import MaintenanceBook
 
-    with AuditStore(db) as st:
+    with _store(db) as st:
         ok = MaintenanceBook(st.engine).remove(window_id)
     if json_out:
         emit_json({"summary": {"removed": int(ok)}, "items": []})

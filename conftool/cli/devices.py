@@ -86,10 +86,12 @@ def deploy_cmd(
 ) -> None:
     """Render, plan and push intended configs: per device backup, diff, apply, verify, save or roll back."""
     from conftool.devices import runner
+    from conftool.devices.session import preload
 
     if dry_run == apply:
         err_console.print("choose exactly one of --dry-run or --apply / chọn --dry-run hoặc --apply")
         raise typer.Exit(2)
+    preload()
     inv = load_inventory(inventory)
     sel = selection(inv, site, json_out)
     st = state_dir()

@@ -4,9 +4,15 @@ Before applying, deploy arms a device-side timer; unless deploy confirms within 
 if it still reaches the device after the change), the device restores the configuration it had before.
 
 * FRR (the lab's routers): vtysh has no such timer, so the lab's routers carry a small device-side watchdog,
-  reached over the same SSH login as ``lt-confirm arm N`` / ``lt-confirm confirm`` (an exec request; interactive
-  logins still land in vtysh). It snapshots the running config when armed and restores it with FRR's own
-  ``frr-reload.py`` when the timer fires.
+  driven by SSH exec requests ``lt-confirm arm N`` / ``lt-confirm confirm`` / ``lt-confirm status``
+  (interactive logins still land in vtysh). It snapshots the running config when armed and restores it with
+  FRR's own ``frr-reload.py`` when the timer fires.
+  Arming and the status checks run as extra channels of the deploy's own SSH connection (one login, no new
+  handshake). The **confirm** runs over a **new** SSH connection (TCP handshake, key exchange, public-key
+  login, then the exec request): it is the proof that the management path still lets a new session in after
+  the change. An established session can outlive a change that blocks every new one (a route or filter that
+  only hits new flows), so the old connection proves nothing; a bare TCP connect would not prove that sshd
+  and the login still work. If that new login fails, nothing confirms, and the device restores itself.
 * Cisco IOS has ``configure terminal revert timer N`` / ``configure confirm`` (the archive feature), but it is
   NOT driven yet: the IOS emulator the tests use has no archive/revert, so it could not be tested honestly.
 * Platforms without a guard we drive (cisco_ios, huawei_vrp, mikrotik_routeros today) deploy without one, and
@@ -26,44 +32,111 @@ logger = logging.getLogger(__name__)
 
 class Guard(Protocol):
     name: str
+    session: Any  # the deploy's open connection, reused for arm/status; replaced after a reconnect
 
     def arm(self, seconds: int) -> None: ...
+
+    def confirm_over_new_session(self) -> None: ...
 
     def confirm(self) -> None: ...
 
     def state(self) -> str: ...
 
 
+def _read_exec(transport: Any, command: str, timeout: float) -> str:
+    chan = transport.open_session(timeout=timeout)
+    try:
+        chan.settimeout(timeout)
+        chan.exec_command(command)
+        out = b""
+        while True:
+            data = chan.recv(4096)
+            if not data:
+                break
+            out += data
+        while chan.recv_stderr_ready():
+            out += chan.recv_stderr(4096)
+        return out.decode(errors="replace").strip()
+    finally:
+        chan.close()
+
+
 @dataclass
 class FrrWatchdog:
-    """Device-side watchdog of the lab's FRR routers, driven through SSH exec requests."""
+    """Device-side watchdog of the lab's FRR routers, driven through SSH exec requests.
+
+    ``session`` is the deploy's open Netmiko connection: its SSH transport carries the arm and status requests
+    as extra channels. Without one (or once it is gone) each request makes its own short login.
+    """
 
     params: dict[str, Any]
+    session: Any = None
     name: str = "frr-watchdog"
 
-    def _exec(self, command: str, timeout: float = 20.0) -> str:
+    def _transport(self) -> Any:
+        try:
+            t = self.session.remote_conn.get_transport() if self.session is not None else None
+        except Exception:
+            return None
+        return t if t is not None and t.is_active() else None
+
+    def _login(self, timeout: float) -> Any:
+        """A new SSH connection with the deploy's credentials: TCP + key exchange + login, nothing else."""
         import paramiko
 
         client = paramiko.SSHClient()
         client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        client.connect(self.params["host"], port=int(self.params.get("port", 22)),
+                       username=self.params.get("username"), key_filename=self.params.get("key_file"),
+                       password=self.params.get("password") or None, allow_agent=False, look_for_keys=False,
+                       timeout=timeout, banner_timeout=timeout, auth_timeout=timeout)
+        return client
+
+    def _exec(self, command: str, timeout: float = 20.0, new_session: bool = False) -> str:
+        import paramiko
+
+        client = None
         try:
-            client.connect(self.params["host"], port=int(self.params.get("port", 22)),
-                           username=self.params.get("username"), key_filename=self.params.get("key_file"),
-                           password=self.params.get("password") or None, allow_agent=False, look_for_keys=False,
-                           timeout=timeout, banner_timeout=timeout, auth_timeout=timeout)
-            _stdin, stdout, stderr = client.exec_command(command, timeout=timeout)
-            out = stdout.read().decode(errors="replace") + stderr.read().decode(errors="replace")
-            return str(out).strip()
+            transport = None if new_session else self._transport()
+            if transport is None:
+                client = self._login(timeout)
+                transport = client.get_transport()
+            return _read_exec(transport, command, timeout)
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise DeviceError(f"{self.params['host']}: commit-confirm {command.split()[1]} failed: "
                               f"{type(exc).__name__}") from None
         finally:
-            client.close()
+            if client is not None:
+                client.close()
 
     def arm(self, seconds: int) -> None:
         out = self._exec(f"lt-confirm arm {int(seconds)}")
         if "armed" not in out:
             raise DeviceError(f"{self.params['host']}: device has no commit-confirm watchdog ({out[:80]!r})")
+
+    def confirm_over_new_session(self) -> None:
+        """Check the watchdog still waits, then confirm — both over one NEW login (the management-path proof)."""
+        import paramiko
+
+        timeout = float(self.params.get("conn_timeout", 10.0))
+        try:
+            client = self._login(timeout)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise DeviceError(f"management path lost after the change (a new SSH session fails: "
+                              f"{type(exc).__name__})") from None
+        try:
+            t = client.get_transport()
+            state = _read_exec(t, "lt-confirm status", timeout)
+            if state != "pending":  # the timer already fired: the device runs its backup, not our change
+                raise DeviceError(f"commit-confirm window over before the confirm (watchdog: {state[:60]!r})")
+            out = _read_exec(t, "lt-confirm confirm", timeout)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise DeviceError(f"management path lost after the change (new SSH session broke: "
+                              f"{type(exc).__name__})") from None
+        finally:
+            client.close()
+        if "confirmed" not in out:
+            raise DeviceError(f"{self.params['host']}: confirm not accepted ({out[:80]!r})")
 
     def confirm(self) -> None:
         out = self._exec("lt-confirm confirm")
@@ -74,8 +147,8 @@ class FrrWatchdog:
         return self._exec("lt-confirm status")
 
 
-def guard_for(platform: str, params: dict[str, Any]) -> Guard | None:
+def guard_for(platform: str, params: dict[str, Any], session: Any = None) -> Guard | None:
     """The commit-confirm mechanism for a platform, or None where the platform has none we drive."""
     if platform == "frr":
-        return FrrWatchdog(params)
+        return FrrWatchdog(params, session)
     return None

@@ -8,6 +8,13 @@ Two backends, chosen once per lab by probing the kernel:
   with only a rate) stays a plain veth.
 
 Splicing keeps the telco side's name, address and MAC, so the router, its ARP cache and its routes see no change.
+The router's end sees only what a circuit swap shows it: a carrier blip (moving a veth end to another namespace
+drops its peer's carrier for a few milliseconds). The router's own interface is never set down and up: the
+kernel deletes an interface's IPv4 routes on an administrative down WITHOUT a netlink notification, so when the
+down and the up reach zebra together it sees no change, keeps believing its static routes are installed, and
+the kernel stays without them (`10.11.0.0/16 via tslcd0` lost until a redeploy). A carrier blip only marks the
+kernel's routes `linkdown` (routes are installed without nexthop objects, `no zebra nexthop kernel enable`), so
+nothing is lost whether zebra sees the blip or not.
 """
 
 from __future__ import annotations
@@ -285,25 +292,6 @@ class Emulator:
         ends = [(r.namespace, lk.interface) for r, lk in links] + [(str(lk.cloud_ns), str(lk.cloud_if))
                                                                    for _, lk in links]
         self._offloads_off(ends)
-        self._bounce(links)
-
-    def _bounce(self, links: list[tuple[RouterPlan, LinkPlan]]) -> None:
-        """Down/up the router's end once the splice is done, as a circuit swap does.
-
-        Moving a veth end between namespaces drops the peer's carrier, and the kernel then deletes the routes
-        that use it through a nexthop object; FRR 8.4's zebra does not reinstall them on carrier return, but it
-        does on an interface up. Links and routers under a `down` fault stay down.
-        """
-        down_sites = {f["site"] for f in self.st.faults if f["target"] == "router"}
-        down_links = {(f["site"], f.get("link")) for f in self.st.faults if f["target"] == "link"}
-        per_ns: dict[str, list[str]] = {}
-        for r, lk in links:
-            if r.site in down_sites or (r.site, lk.kind) in down_links:
-                continue
-            per_ns.setdefault(r.namespace, []).extend([f"link set {lk.interface} down",
-                                                       f"link set {lk.interface} up"])
-        for ns, lines in per_ns.items():
-            ip_batch(lines, ns, force=True)
 
     def _macs(self, links: list[tuple[RouterPlan, LinkPlan]]) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -330,7 +318,6 @@ class Emulator:
         for r, lk in links:
             self.spliced.remove(self._key(r, lk))
         self.rec.save()
-        self._bounce(links)
 
     def _write_config(self, changed: dict[str, Params]) -> None:
         """Rewrite the forwarder's config (every spliced link) and make it take it; start it when needed."""

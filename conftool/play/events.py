@@ -56,6 +56,13 @@ class HostProgress:
     status: str = "running"
 
 
+def _unreachable_message(res: dict[str, Any]) -> str:
+    """Plain Ansible says "Failed to connect to the host via ssh: …"; mitogen (our default strategy) only
+    "Task failed: Connection timed out." — say what could not be reached either way."""
+    text = _message(res)
+    return text if "ssh" in text.lower() else f"no SSH connection: {text}"
+
+
 def _message(res: dict[str, Any]) -> str:
     """The useful part of a module result: msg, else stderr, else the return code — one short line."""
     if res.get("_ansible_no_log") or res.get("censored"):
@@ -149,7 +156,7 @@ class EventCollector:
             self.first_error.setdefault(host, (task, _message(res)))
             p.finished, p.status = True, "failed"
         if kind == "runner_on_unreachable":
-            self.first_error.setdefault(host, (task, _message(res)))
+            self.first_error.setdefault(host, (task, _unreachable_message(res)))
             p.finished, p.status = True, "unreachable"
         if self.on_progress is not None:
             self.on_progress(host, p)

@@ -36,6 +36,7 @@ class Exported:
     path: Path
     hosts: dict[str, str]  # hostname -> site id
     env_secrets: set[str] = field(default_factory=set)  # environment variables that hold resolved secrets
+    password_hosts: list[str] = field(default_factory=list)  # hosts that log in with a password (need sshpass)
 
 
 def linux_hosts(inv: Inventory) -> list[tuple[Site, Device]]:
@@ -112,6 +113,7 @@ def export(inv: Inventory, hosts: list[tuple[Site, Device]], out: Path, *, vault
                     hv["lt_admin_pubkeys"] = [pub.read_text(encoding="utf-8").strip()]
             else:
                 secret["ansible_password"] = cred.reveal()
+                result.password_hosts.append(dev.hostname)
             if dev.credentials.startswith("env:"):
                 result.env_secrets.add(dev.credentials[4:])
         for name, ref in refs.items():

@@ -38,6 +38,9 @@ class Slot:
     start: datetime
     end: datetime
     host: bool
+    occurrence_id: int = 0
+    join_now: bool = False
+    """The console started the meeting (or a rehearsal): join at once, even before ``start``."""
 
 
 class ServerApi:
@@ -82,7 +85,8 @@ class ServerApi:
         docs = await self._call("GET", "/api/v1/agents/meetings")
         return [
             Slot(int(d["meeting_id"]), str(d["title"]), datetime.fromisoformat(d["start"]),
-                 datetime.fromisoformat(d["end"]), bool(d["host"]))
+                 datetime.fromisoformat(d["end"]), bool(d["host"]), int(d.get("occurrence_id") or 0),
+                 bool(d.get("join_now")))
             for d in docs
         ]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +20,14 @@ import yaml
 from meeting.errors import MeetingError
 
 logger = logging.getLogger(__name__)
+
+RUN_DIR_ENV = "LIENTHONG_RUN_DIR"
+
+
+def default_run_dir() -> str:
+    """``/run/lienthong`` on a room PC; ``LIENTHONG_RUN_DIR`` moves it (tests and several agents on one machine
+    must not create sockets in the machine's own /run)."""
+    return os.environ.get(RUN_DIR_ENV) or "/run/lienthong"
 
 EXIT_BAD_CONFIG = 2
 EXIT_REVOKED = 3
@@ -65,6 +73,8 @@ class AgentConfig:
     backoff_cap_s: float = 1.0
     ping_s: float = 2.0
     once: bool = False
+    run_dir: str = field(default_factory=lambda: default_run_dir())
+    """Where the control socket for local commands goes (``agent-<site>.sock``, see meeting.agent.control)."""
     token: str = ""
 
     def __repr__(self) -> str:  # the token must never reach a log line or a traceback
@@ -72,7 +82,8 @@ class AgentConfig:
 
 
 KEYS = {f.name for f in fields(AgentConfig)} - {"token"}
-SOURCES = ("testsrc",)
+SOURCES = ("testsrc", "testsrc-audio")
+"""Built-in sources: a moving picture + tone, or the tone only (a room whose camera is missing, for rehearsals)."""
 SINKS = ("null", "alsa")
 
 

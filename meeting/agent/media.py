@@ -5,6 +5,9 @@ waits on one ``live`` event. The ``null`` sink does not decode at all: it taps t
 receivers with :func:`meeting.media.passthrough.tap_receiver` and counts them, which is what an unattended room PC
 (or a load test) needs to prove it receives; ``alsa`` plays the audio on the PC's sound card and a file path
 records both streams.
+
+Live control adds two more gates: ``mute`` (the microphone's frames are drained, nothing is sent; the SFU drops a
+muted site's audio as well) and a rehearsal, which opens the uplink for N seconds whoever holds the floor.
 """
 
 from __future__ import annotations
@@ -38,12 +41,13 @@ class Gate(MediaStreamTrack):
         self.kind = inner.kind
         self._inner = inner
         self._live = live
+        self.latest: Any = None  # the source's newest frame, sent or not (hall-wall thumbnails: agent/thumbs.py)
 
     async def recv(self) -> Any:
         while True:
             if self.readyState != "live":
                 raise MediaStreamError
-            frame = await self._inner.recv()
+            frame = self.latest = await self._inner.recv()
             if self._live.is_set():
                 return frame
 
@@ -72,10 +76,12 @@ class Reception:
 
 
 def _source_tracks(source: str, live: asyncio.Event) -> tuple[list[MediaStreamTrack], MediaPlayer | None]:
-    if source == "testsrc":
+    if source in ("testsrc", "testsrc-audio"):
         from meeting.media.testpeer import SyntheticAudio, SyntheticVideo
 
         width, height = TESTSRC_SIZE
+        if source == "testsrc-audio":  # a room without a camera: what a rehearsal must catch
+            return [SyntheticAudio(live)], None
         return [SyntheticVideo(width, height, TESTSRC_FPS, 90, live), SyntheticAudio(live)], None
     if source.startswith("v4l2:"):
         try:
@@ -101,6 +107,11 @@ class MediaSession:
     def __init__(self, source: str, sink: str, *, host: bool) -> None:
         self.pc = RTCPeerConnection(configuration=rtc_configuration())
         self.live = asyncio.Event()
+        self.host = host
+        self.floor = False
+        self.rehearsing = False
+        self.unmuted = asyncio.Event()
+        self.unmuted.set()
         if host:
             self.live.set()
         self.reception = Reception()
@@ -109,6 +120,7 @@ class MediaSession:
         self._player: MediaPlayer | None = None
         self._closed = False
         tracks, self._player = _source_tracks(source, self.live)
+        tracks = [Gate(t, self.unmuted) if t.kind == "audio" else t for t in tracks]
         for track in tracks:
             self.pc.addTrack(track)
         for kind in ("audio", "video"):
@@ -137,7 +149,27 @@ class MediaSession:
             await self._recorder.start()
 
     def set_floor(self, granted: bool) -> None:
-        (self.live.set if granted else self.live.clear)()
+        self.floor = granted
+        self._open_uplink()
+
+    def set_muted(self, muted: bool) -> None:
+        (self.unmuted.clear if muted else self.unmuted.set)()
+
+    def _open_uplink(self) -> None:
+        (self.live.set if self.host or self.floor or self.rehearsing else self.live.clear)()
+
+    async def rehearse(self, seconds: float) -> tuple[int, int]:
+        """Publish camera + microphone for ``seconds``; returns (video frames, audio packets) received meanwhile."""
+        before = dict(self.reception.frames)
+        self.rehearsing = True
+        self._open_uplink()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self.rehearsing = False
+            self._open_uplink()
+        got = self.reception.frames
+        return got["video"] - before["video"], got["audio"] - before["audio"]
 
     async def close(self) -> None:
         if self._closed:

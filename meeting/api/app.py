@@ -59,6 +59,9 @@ def create_app(settings: Settings, *, run_migrations: bool = True, reminders: bo
         try:
             yield
         finally:
+            live = getattr(app.state, "live", None)
+            if live is not None:  # pending rehearsal checks must not outlive the SFU they read
+                await live.close()
             await sfu.stop()
             if scheduler is not None:
                 await scheduler.stop()
@@ -86,6 +89,15 @@ def create_app(settings: Settings, *, run_migrations: bool = True, reminders: bo
     from meeting.api.routes import attendance  # issue 11: attendance report, CSV/XLSX downloads
 
     app.include_router(attendance.router)
+    from meeting.api.routes import live  # issue 11: live control (state, floor, mute, removal, rehearsal)
+
+    app.include_router(live.router)
+    from meeting.api.routes import wall  # issue 11: hall wall thumbnails
+    from meeting.web import participant  # issue 11: browser /join page, kiosk URL, hall wall page
+
+    app.include_router(wall.router)
+    app.include_router(participant.router)
+    participant.redact_access_log()
 
     from meeting.web import pages
 

@@ -11,6 +11,11 @@ room's timeline (so a floor handover keeps every subscriber's timestamps continu
 ``av.Packet`` per frame out to its subscribers. A subscriber's PLI/FIR goes upstream to the source, rate-limited.
 A monitor reads RTCP receiver reports (loss) and REMB (bandwidth) per subscriber and switches a site whose link
 cannot carry video to audio only, and back when it recovers.
+
+Live control (:mod:`meeting.services.live`) has two small hooks here: :meth:`Sfu.set_muted` (a muted site's audio
+frames are counted and dropped at its :class:`Source`, so a client that ignores the ``mute`` message is silent
+anyway) and :meth:`Sfu.link` (per site: RTT, loss and byte counters for the console; the monitor keeps them).
+A rehearsal needs no hook: a site without the floor is never routed, so what it publishes is only counted.
 """
 
 from __future__ import annotations
@@ -117,6 +122,9 @@ class SfuConfig:
     """REMB below this (0 = ignore bandwidth) counts as a bad sample."""
     report_stale_s: float = 4.0
     """No receiver report for this long while media flows counts as a bad sample (link dead)."""
+    silent_drop_s: float = 4.0
+    """No frame and no new receiver report from a connected peer for this long: the site counts as dropped
+    (host console, attendance gap) although aiortc still says "connected"."""
     queue_frames: int = 64
 
 
@@ -147,6 +155,7 @@ class Source:
         self.subscribers: set[EncodedTrack] = set()
         self.frames = 0
         self.bytes = 0
+        self.muted_frames = 0
         self.keyframes = 0
         self.keyframe_requests = 0
         self._last_pli = 0.0
@@ -154,10 +163,14 @@ class Source:
         self.tap = tap_receiver(receiver, kind, self.on_frame)
 
     def on_frame(self, frame: EncodedFrame) -> None:
+        self.peer.alive_at = self.room.alive[self.peer.site_id] = time.monotonic()
         self.frames += 1
         self.bytes += len(frame.data)
         if frame.keyframe and self.kind == "video":
             self.keyframes += 1
+        if self.kind == "audio" and self.peer.site_id in self.room.muted:
+            self.muted_frames += 1
+            return
         if self._offset is None:
             self._offset = self.room.ticks(self._clock) - frame.timestamp
         if self.room.recorder is not None:
@@ -218,8 +231,15 @@ class Peer:
     good: int = 0
     last_loss: float = 0.0
     last_bitrate: int | None = None
+    last_rtt_ms: float | None = None
+    bytes_sent: int = 0
     joined_at: float = field(default_factory=time.monotonic)
     connected_at: float | None = None
+    # Monotonic time of the last sign that the far end is alive: a frame it published or a NEW RTCP receiver
+    # report about what we send it. A cut link leaves the peer "connected" in aiortc for a long time (no ICE
+    # consent freshness), so this is how the console and attendance tell "dropped" from "connected".
+    alive_at: float | None = None
+    last_report_ts: float = 0.0
 
 
 @dataclass
@@ -233,6 +253,11 @@ class Room:
     t0: float = field(default_factory=time.monotonic)
     recorder: RecordingSink | None = None
     """Set by :meth:`Sfu.attach_recorder` while the room is recorded."""
+    muted: set[str] = field(default_factory=set)
+    """Sites whose audio is not forwarded (shared with :attr:`Sfu.muted`, so it outlives the room)."""
+    alive: dict[str, float] = field(default_factory=dict)
+    """Monotonic time of each site's last sign of life here, across its peers: a peer that failed on a cut link
+    is gone at once (ICMP unreachable), its site's silence is what tells the console it dropped."""
 
     def ticks(self, clock: int) -> int:
         return int((time.monotonic() - self.t0) * clock)
@@ -256,6 +281,8 @@ class Sfu:
     def __init__(self, config: SfuConfig | None = None) -> None:
         self.config = config or SfuConfig()
         self.rooms: dict[str, Room] = {}
+        self.muted: dict[str, set[str]] = {}
+        """Room id -> muted sites; kept while a room is empty, so a site that rejoins stays muted."""
         self.state: Literal["new", "running", "stopped"] = "new"
         self._monitor: asyncio.Task[None] | None = None
         self._notify_tasks: set[asyncio.Task[Any]] = set()
@@ -321,7 +348,8 @@ class Sfu:
         if not any(t.kind in KINDS for t in pc.getTransceivers()):
             await pc.close()
             raise MediaError("SDP offer không có luồng âm thanh hay hình ảnh nào", field="sdp")
-        room = self.rooms.setdefault(room_id, Room(room_id))
+        room = self.rooms.get(room_id) or self.rooms.setdefault(
+            room_id, Room(room_id, muted=self.muted.setdefault(room_id, set())))
         for transceiver in pc.getTransceivers():
             kind: Kind = "video" if transceiver.kind == "video" else "audio"
             _prefer_room_codec(transceiver, kind)
@@ -382,7 +410,9 @@ class Sfu:
             logger.info("room %s peer %s (site %s) connection %s", room_id, peer.peer_id, peer.site_id,
                         pc.connectionState)
             if pc.connectionState == "connected" and peer.connected_at is None:
-                peer.connected_at = time.monotonic()
+                peer.connected_at = peer.alive_at = time.monotonic()
+                if room_id in self.rooms:
+                    self.rooms[room_id].alive[peer.site_id] = peer.alive_at
                 self._fresh_start(peer)
             if pc.connectionState in ("failed", "closed"):
                 await self.leave(room_id, peer.peer_id)
@@ -452,6 +482,65 @@ class Sfu:
         if previous:
             self._tell_site(room, previous, {"type": "floor", "granted": False, "holder": None})
         self._route(room)
+
+    # -- live control (meeting.services.live) ----------------------------------------------------------------------
+    def set_muted(self, room_id: str, site_id: str, muted: bool) -> None:
+        """Stop (or resume) forwarding ``site_id``'s audio in this room, whether or not it is connected now."""
+        sites = self.muted.setdefault(room_id, set())
+        if muted == (site_id in sites):
+            return
+        (sites.add if muted else sites.discard)(site_id)
+        logger.info("room %s: site %s audio %s", room_id, site_id, "muted" if muted else "unmuted")
+
+    def link(self, room_id: str, site_id: str) -> dict[str, Any] | None:
+        """The SFU's view of one site's link, from what the monitor last read (no stats call here)."""
+        room = self.rooms.get(room_id)
+        peer = room.by_site(site_id) if room is not None else None
+        if peer is None:
+            return None
+        return {
+            "state": peer.pc.connectionState,
+            "connected_at": peer.connected_at,
+            "dropped_s": self.dropped_for(room_id, site_id),
+            "rtt_ms": peer.last_rtt_ms,
+            "loss": peer.last_loss,
+            "bytes_sent": peer.bytes_sent,
+            "bytes_received": sum(s.bytes for s in peer.sources.values()),
+            "published": {k: s.frames for k, s in peer.sources.items()},
+        }
+
+    def dropped_for(self, room_id: str, site_id: str) -> float | None:
+        """Seconds a site has been gone, or None while it is fine (or has not been here since its socket came).
+
+        Gone means: its connected peer went quiet past ``silent_drop_s`` although it should talk, or its peer
+        failed/vanished and the site has shown no life for that long. aiortc alone cannot tell: a cut link keeps a
+        peer "connected" for ~30 s, or fails it at once when a router answers with ICMP unreachable.
+        """
+        room = self.rooms.get(room_id)
+        if room is None:
+            return None
+        now = time.monotonic()
+        peer = room.by_site(site_id)
+        if peer is not None and peer.pc.connectionState == "connected":
+            return now - peer.alive_at if self._silent(peer) and peer.alive_at is not None else None
+        last = room.alive.get(site_id)
+        if last is None or now - last <= self.config.silent_drop_s:
+            return None
+        return now - last
+
+    def forget_life(self, room_id: str, site_id: str) -> None:
+        """A new signaling session for the site: it starts as connecting, not as the old session's drop."""
+        room = self.rooms.get(room_id)
+        if room is not None:
+            room.alive.pop(site_id, None)
+
+    def _silent(self, peer: Peer) -> bool:
+        """Quiet past the drop threshold although it should talk: it publishes, or it gets media (and so owes
+        receiver reports). A site in a room where nobody sends yet is quiet by right, not dropped."""
+        if peer.alive_at is None or time.monotonic() - peer.alive_at <= self.config.silent_drop_s:
+            return False
+        receives = any(o.source is not None and o.track.forwarded > 0 for o in peer.outputs.values())
+        return receives or any(src.frames > 0 for src in peer.sources.values())
 
     # -- forwarding --------------------------------------------------------------------------------------------
     def _route(self, room: Room) -> None:
@@ -554,13 +643,22 @@ class Sfu:
         loss = 0.0
         stale = False
         now = time.time()
+        sent = 0
+        rtts: list[float] = []
         for kind, out in peer.outputs.items():
-            if out.source is None or (kind == "video" and peer.video_mode == "audio-only"):
-                continue
-            if out.track.forwarded == 0:
+            if out.source is None or out.track.forwarded == 0:
                 continue
             report = await out.sender.getStats()
+            sent += sum(int(getattr(s, "bytesSent", 0) or 0) for s in report.values()
+                        if getattr(s, "type", "") == "outbound-rtp")
             remote = [s for s in report.values() if getattr(s, "type", "") == "remote-inbound-rtp"]
+            newest = max((s.timestamp.timestamp() for s in remote), default=0.0)
+            if newest > peer.last_report_ts:  # a receiver report we had not seen: the site is alive
+                peer.last_report_ts = newest
+                peer.alive_at = room.alive[peer.site_id] = time.monotonic()
+            rtts += [float(s.roundTripTime) * 1000 for s in remote if getattr(s, "roundTripTime", None) is not None]
+            if kind == "video" and peer.video_mode == "audio-only":
+                continue
             if not remote:
                 since = time.monotonic() - (peer.connected_at or time.monotonic())
                 stale = since > self.config.report_stale_s
@@ -570,6 +668,9 @@ class Sfu:
             if now - stat.timestamp.timestamp() > self.config.report_stale_s:
                 stale = True
         peer.last_loss = loss
+        peer.bytes_sent = max(peer.bytes_sent, sent)
+        if rtts:
+            peer.last_rtt_ms = max(rtts)
         video = peer.outputs.get("video")
         peer.last_bitrate = video.packer.target_bitrate if video is not None else None
         starved = (

@@ -6,13 +6,17 @@ sends to :meth:`SignalingSession.handle` and writes every message the session em
 All message shapes are defined here, in :data:`CLIENT_MESSAGES` / :data:`SERVER_MESSAGES`, and documented in
 ``docs/media.md``. aiortc gathers candidates before it answers, so answers carry them inline; trickled
 ``candidate`` messages from browsers are accepted and added to the connection.
+
+Live control (:mod:`meeting.services.live`) plugs in through :class:`SessionHooks`: the host's ``floor`` requests,
+a site's ``hand`` / ``rehearsal-report`` messages and "this site's peer is in the room" go to the hooks,
+which log them as meeting events and push what the meeting's state says (mute, floor) into the SFU.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Protocol
 
 from aiortc.sdp import candidate_from_sdp
 
@@ -31,6 +35,9 @@ CLIENT_MESSAGES: dict[str, tuple[str, ...]] = {
     "stats": (),
     "leave": (),
     "ping": (),
+    "hand": ("raised",),  # raise/lower this site's hand
+    "rehearsal-report": ("video_frames", "audio_packets"),  # what the site received during a rehearsal test
+    "thumb": ("jpeg",),  # a hall-wall thumbnail (base64 JPEG); the socket hands it to meeting.api.routes.wall
 }
 """Message type -> required fields, for what a site may send."""
 
@@ -43,21 +50,44 @@ SERVER_MESSAGES: dict[str, tuple[str, ...]] = {
     "error": ("code", "reason"),
     "bye": (),
     "pong": (),
+    "mute": ("muted",),  # stop/resume sending audio (the SFU drops a muted site's audio anyway)
+    "hand": ("raised",),  # acknowledgement, or lowered by the host
+    "rehearsal": ("seconds",),  # publish camera + microphone for N s, then send rehearsal-report
+    "thumbs": ("interval_s",),  # send a hall-wall thumbnail every interval_s seconds (0 = stop)
 }
 """Message type -> fields always present, for what the server sends."""
 
 Send = Callable[[dict[str, Any]], Coroutine[Any, Any, None]]
 
 
+HOOKED = frozenset({"hand", "rehearsal-report"})
+"""Messages the session hands to its hooks as they are (ignored without hooks)."""
+
+
 class SignalingError(MeetingError):
     """A message the session cannot act on; it becomes an ``error`` message, never a dropped connection."""
+
+
+class SessionHooks(Protocol):
+    """What the web service does around a session (meeting.services.live implements it)."""
+
+    async def joined(self, session: SignalingSession) -> None:
+        """The site's peer is in the SFU room now (re-apply mute and floor after a reconnect or restart)."""
+
+    async def message(self, session: SignalingSession, message: dict[str, Any]) -> None:
+        """A :data:`HOOKED` message from the site, fields checked."""
+
+    async def floor(self, session: SignalingSession, site: str | None) -> None:
+        """The host asked to grant the floor to ``site`` (None: back to the hall)."""
 
 
 class SignalingSession:
     """One site's signaling conversation with one room of the SFU."""
 
-    def __init__(self, sfu: Sfu, room_id: str, site_id: str, send: Send, *, is_host: bool = False) -> None:
+    def __init__(self, sfu: Sfu, room_id: str, site_id: str, send: Send, *, is_host: bool = False,
+                 hooks: SessionHooks | None = None) -> None:
         self.sfu = sfu
+        self.hooks = hooks
         self.room_id = room_id
         self.site_id = site_id
         self.is_host = is_host
@@ -69,6 +99,10 @@ class SignalingSession:
         await self._send(
             {"type": "welcome", "protocol": PROTOCOL, "room": self.room_id, "site": self.site_id, "host": self.is_host}
         )
+
+    async def notify(self, message: dict[str, Any]) -> None:
+        """Send a server message to the site (live control: mute, hand, rehearsal, thumbs)."""
+        await self._send(message)
 
     async def handle(self, message: Any) -> None:
         """Act on one message from the site; bad messages get an ``error`` reply naming what is wrong."""
@@ -109,7 +143,10 @@ class SignalingSession:
                 if peer is not None:
                     self.sfu.keyframe_wanted(peer, "video")
         elif kind == "floor":
-            self._floor(message)
+            await self._floor(message)
+        elif kind in HOOKED:
+            if self.hooks is not None:
+                await self.hooks.message(self, message)
         elif kind == "stats":
             await self._send({"type": "stats", "stats": self.sfu.stats(self.room_id)})
         elif kind == "leave":
@@ -126,6 +163,8 @@ class SignalingSession:
             self.room_id, self.site_id, sdp, is_host=self.is_host, notify=self._send
         )
         await self._send({"type": "answer", "sdp": answer, "peer": self.peer_id})
+        if self.hooks is not None:
+            await self.hooks.joined(self)
 
     async def _candidate(self, message: dict[str, Any]) -> None:
         if self.peer_id is None:
@@ -145,7 +184,7 @@ class SignalingSession:
         if peer is not None:
             await peer.pc.addIceCandidate(candidate)
 
-    def _floor(self, message: dict[str, Any]) -> None:
+    async def _floor(self, message: dict[str, Any]) -> None:
         if not self.is_host:
             raise SignalingError("Chỉ điểm cầu chủ trì mới được trao hoặc thu hồi quyền phát biểu", field="action")
         action = message["action"]
@@ -153,8 +192,14 @@ class SignalingSession:
             site = message.get("site")
             if not isinstance(site, str) or not site:
                 raise SignalingError("Thiếu trường 'site' khi trao quyền phát biểu", field="site")
-            self.sfu.grant_floor(self.room_id, site)
+            if self.hooks is not None:
+                await self.hooks.floor(self, site)
+            else:
+                self.sfu.grant_floor(self.room_id, site)
         elif action == "revoke":
-            self.sfu.revoke_floor(self.room_id)
+            if self.hooks is not None:
+                await self.hooks.floor(self, None)
+            else:
+                self.sfu.revoke_floor(self.room_id)
         else:
             raise SignalingError("Hành động không hợp lệ: {action} (grant|revoke)", field="action", action=str(action))

@@ -477,6 +477,26 @@ def meeting_page(
     )
 
 
+@router.get("/meetings/{meeting_id}/console")
+def console_page(
+    meeting_id: IdPath, request: Request, user: Scheduler, principal: PrincipalDep, db: SessionDep
+) -> Response:
+    """The host console (admin/secretariat; an operator gets the 403 page). Only a shell: console.js polls
+    ``GET /api/v1/meetings/{id}/live`` every second, so the page never shows state older than a second."""
+    m = svc.get(db, meeting_id)
+    return render(
+        request,
+        "console.html",
+        {
+            "m": m,
+            "start": to_local(m.start_at),
+            "end": to_local(m.end_at),
+            "names": sites.names(db, [m.host_site_id]),
+        },
+        principal=principal,
+    )
+
+
 @router.get("/site")
 def site_page(
     request: Request,

@@ -95,16 +95,21 @@ def _link_down(kind: str) -> Callable[[LabSession], None]:
     return lambda lab: lab.cli("lab", "fault", SITE, "--link", kind, "--down", check=True)
 
 
-def _settle_internet(lab: LabSession) -> None:
-    """After a splice the ISP side's neighbour entry is new and its ARP crosses the lossy link itself (a lab
-    artefact: a NOC's probes do not ARP across the link they judge). Wait until one echo comes back, so the burst
-    measures the link's loss and not an unresolved neighbour; the audit's own burst is never retried."""
-    inet = next(lk for lk in _site(lab).links if lk.kind.value == "internet")
+def _settle(lab: LabSession, kind: str) -> None:
+    """After a splice the far side's neighbour entry is new and its ARP crosses the lossy link itself (a lab
+    artefact: a NOC's probes do not ARP across the link they judge). Wait until one echo comes back along the
+    audit's own probe path, so the burst measures the link's loss and not an unresolved neighbour; the audit's
+    own burst is never retried."""
+    site = _site(lab)
+    if kind == "internet":
+        node, dst = "isp", next(lk for lk in site.links if lk.kind.value == "internet").address
+    else:  # TSLCD: from the province LAN (lt-svc) to the site's LAN gateway, as the audit probes it
+        node, dst = "svc", next(lk for lk in site.links if lk.kind.value == "lan").address
     for _ in range(30):
-        cp = lab.exec("isp", "ping", "-n", "-c", "1", "-W", "1", str(inet.address))
+        cp = lab.exec(node, "ping", "-n", "-c", "1", "-W", "1", str(dst))
         if cp.returncode == 0:
             return
-    raise AssertionError(f"{inet.address} never answered from the ISP side after the impairment")
+    raise AssertionError(f"{dst} never answered from {node} after the impairment of the {kind} link")
 
 
 def _site(lab: LabSession) -> Any:
@@ -114,14 +119,10 @@ def _site(lab: LabSession) -> Any:
 
 
 def _impair(kind: str, *args: str) -> Callable[[LabSession], None]:
-    """Loss/delay through the lab's link emulator (per direction: 30 % each way ≈ 51 % of round trips).
-
-    Only the Internet link: splicing a TSLCD link into the emulator makes the site router's kernel lose its static
-    route 10.11.0.0/16 via tslcd0 while FRR still shows it installed (lab issue, see docs/audit.md), so the
-    province's TSLCD probe gets no reply at all, even after `--clear`."""
+    """Loss/delay through the lab's link emulator (per direction: 30 % each way ≈ 51 % of round trips)."""
     def inject(lab: LabSession) -> None:
         lab.cli("lab", "fault", SITE, "--link", kind, *args, check=True)
-        _settle_internet(lab)
+        _settle(lab, kind)
 
     return inject
 
@@ -151,6 +152,8 @@ FAULTS: list[tuple[str, Callable[[LabSession], None], set[tuple[str, str]]]] = [
     ("lan link down", _link_down("lan"), {(S, "reachability:lan"), (S, "device:interfaces")}),
     ("30 % loss on internet", _impair("internet", "--loss", "30"), {(S, "reachability:internet")}),
     ("300 ms delay on internet", _impair("internet", "--delay", "300"), {(S, "reachability:internet")}),
+    ("30 % loss on dedicated", _impair("dedicated", "--loss", "30"), {(S, "reachability:dedicated")}),
+    ("300 ms delay on dedicated", _impair("dedicated", "--delay", "300"), {(S, "reachability:dedicated")}),
     ("router down", _router_down,
      {(S, "device:ssh"), (S, "reachability:internet"), (S, "reachability:dedicated"), (S, "reachability:lan")}),
     ("sshd down", _sshd_down, {(S, "device:ssh")}),
@@ -165,6 +168,8 @@ _SLOW: Callable[[dict[str, Any]], bool] = lambda d: d["loss_pct"] <= 1 and 600 <
 METRICS: dict[str, tuple[str, Callable[[dict[str, Any]], bool]]] = {
     "30 % loss on internet": ("reachability:internet", _LOSSY),
     "300 ms delay on internet": ("reachability:internet", _SLOW),
+    "30 % loss on dedicated": ("reachability:dedicated", _LOSSY),
+    "300 ms delay on dedicated": ("reachability:dedicated", _SLOW),
 }
 
 

@@ -74,6 +74,14 @@ def deployed(lab_session: LabSession) -> Iterator[LabSession]:
     doc = deploy(lab_session, "--apply")
     assert doc["_rc"] == 0, doc
     assert doc["summary"]["changed"] == len(lab_sites(lab_session)), doc
+    # every step ran, and the settle ended on zebra's state, not at its cap (unparsed output waits the whole cap)
+    from conftool.devices.deploy import DeployOptions
+
+    cap = DeployOptions().settle_seconds
+    for i in doc["items"]:
+        assert set(i["phases"]) == {"connect", "backup", "arm", "apply", "verify", "settle", "probe_confirm",
+                                    "save"}, i["phases"]
+        assert 0.1 <= i["phases"]["settle"] < cap - 0.5, (i["device"], i["phases"])
     yield lab_session
     lab_session.down()  # later modules start from a fresh lab
 
@@ -178,7 +186,7 @@ def test_change_that_cuts_management_is_restored_by_the_device(deployed: LabSess
 
     inv = load(REPO / "inventory" / "dien-bien")
     victim = next(s for s in lab_sites(deployed) if inv.get(s).level == "commune")
-    before = running(deployed, victim)
+    before, saved_before = running(deployed, victim), saved(deployed, victim)
     noc = str(inv.services.noc_prefix)
     # a more specific blackhole for the NOC prefix: replies to the NOC vanish, the SSH session dies
     tdir = _templates_with(tmp_path, f"ip route {noc} Null0\n")
@@ -188,6 +196,49 @@ def test_change_that_cuts_management_is_restored_by_the_device(deployed: LabSess
     assert item["status"] == "rolled_back", item
     assert "watchdog" in item["detail"] or "restored" in item["detail"]
     assert running(deployed, victim) == before
+    assert saved(deployed, victim) == saved_before  # never saved: the change was never confirmed
+
+
+def saved(lab: LabSession, site: str) -> str:
+    """The router's startup config (what `write memory` wrote), as FRR keeps it in the router's /etc/frr."""
+    cp = lab.exec(site, "sh", "-c", "cat /etc/frr/*/frr.conf 2>/dev/null || cat /etc/frr/frr.conf")
+    assert cp.returncode == 0, cp.stderr
+    return cp.stdout
+
+
+def test_unconfirmed_change_is_never_saved(deployed: LabSession, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The session is lost right before the confirm (injected: the confirm over the new session fails without
+    confirming). Deploy saves only after the confirm, so the startup config must still be the old one; the
+    running config is restored and the watchdog stopped. (With the earlier order, write memory then confirm,
+    the new config stayed saved: the gap this closes.)"""
+    from conftool.devices import confirm, runner
+    from conftool.devices.deploy import DeployOptions
+    from conftool.devices.session import DeviceError
+    from conftool.inventory import load
+
+    inv = load(REPO / "inventory" / "dien-bien")
+    victim = next(s for s in lab_sites(deployed) if inv.get(s).level == "commune")
+    run_before, saved_before = running(deployed, victim), saved(deployed, victim)
+    monkeypatch.setenv("LIENTHONG_TEMPLATES", str(_templates_with(tmp_path, EXTRA_ROUTE + "\n")))
+    monkeypatch.setenv("LIENTHONG_STATE", str(deployed.state))
+    calls: list[str] = []
+
+    def lost_before_confirm(self: confirm.FrrWatchdog) -> None:
+        calls.append(self.params["host"])
+        raise DeviceError("injected: SSH session lost before the confirm")
+
+    monkeypatch.setattr(confirm.FrrWatchdog, "confirm_over_new_session", lost_before_confirm)
+    opts = DeployOptions(dry_run=False, confirm_seconds=30, log_dir=tmp_path / "logs")
+    [res] = runner.deploy(inv, inv.select([victim]), opts)
+    assert calls, "the deploy never reached the confirm"
+    assert res.status == "rolled_back" and "injected" in res.detail, res
+    assert running(deployed, victim) == run_before
+    assert saved(deployed, victim) == saved_before
+    assert EXTRA_ROUTE not in saved(deployed, victim)
+    assert _watchdog_file(deployed, victim, "pending") is None  # confirmed after the restore: no late re-apply
+    log = (tmp_path / "logs" / f"{res.device}.log").read_text(errors="replace")
+    assert EXTRA_ROUTE in log and "write mem" not in log
 
 
 # --- faults during a deploy, and canaries ------------------------------------------------------------------------
@@ -235,9 +286,10 @@ def test_links_down_mid_deploy(deployed: LabSession, tmp_path: Path, routes: int
     """Management link cut during one router's apply → that router is restored and reported rolled_back; a data
     link going down during another router's deploy does not stop it; every other router is deployed.
 
-    With one changed line the cut lands after apply+verify, in the settle time before the new-session probe
-    (which times out); with 300 lines it lands while Netmiko is still sending (the session stalls, then times
-    out or resumes after the device restored itself — verify then fails and deploy restores over SSH)."""
+    With one changed line the cut lands during apply, verify or the settle before the new-session probe and
+    confirm (which then cannot log in); with 300 lines it lands while Netmiko is still sending (the session
+    stalls, then times out or resumes after the device restored itself — verify then fails and deploy restores
+    over SSH). Either way the change was never confirmed, so it was never saved."""
     from conftool.inventory import load
 
     inv = load(REPO / "inventory" / "dien-bien")
@@ -245,6 +297,7 @@ def test_links_down_mid_deploy(deployed: LabSession, tmp_path: Path, routes: int
     cpes = [s for s in sites if inv.get(s).level == "commune"]
     cut, data = cpes[0], cpes[1]
     before = {s: running(deployed, s) for s in sites}
+    saved_before = saved(deployed, cut)
     more = "".join(f"ip route 198.18.{i // 256}.{i % 256}/32 Null0 250\n" for i in range(routes - 1))  # RFC 2544
     tdir = _templates_with(tmp_path, EXTRA_ROUTE + "\n" + more)
     proc = subprocess.Popen([*CONFTOOL, "deploy", "--apply", "--confirm-timeout", "15", "--json"],
@@ -283,6 +336,7 @@ def test_links_down_mid_deploy(deployed: LabSession, tmp_path: Path, routes: int
     if routes > 1:  # the cut really hit the session while it was sending, not the probe after it
         assert "new SSH session" not in st[cut]["detail"], st[cut]
     assert running(deployed, cut) == before[cut]
+    assert saved(deployed, cut) == saved_before
     # the data link was down while its router was deployed: config is config, the deploy went through …
     assert st[data]["status"] == "changed", st[data]
     assert EXTRA_ROUTE in running(deployed, data)

@@ -24,6 +24,7 @@ CALLS = {
     "Conflict",
     "MeetingError",
     "RRuleError",
+    "LiveError",
     "bilingual",
     "__init__",
 }

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from meeting.api.routes import agents, attendance, health, meetings, recordings, sites, turn, users, ws
+from meeting.api.routes import agents, attendance, health, live, meetings, recordings, sites, turn, users, wall, ws
 from meeting.services import auth
-from meeting.web import pages
+from meeting.web import pages, participant
 from tests.meeting.conftest import OPERATOR_SITE, ROLES, Service, future, meeting_body
 
 ALL = set(ROLES)
@@ -60,6 +60,22 @@ POLICY: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/meetings/{meeting_id}/attendance"): ALL,
     ("GET", "/api/v1/meetings/{meeting_id}/attendance.csv"): ALL,
     ("GET", "/api/v1/meetings/{meeting_id}/attendance.xlsx"): ALL,
+    ("GET", "/api/v1/meetings/{meeting_id}/live"): ALL,
+    ("POST", "/api/v1/meetings/{meeting_id}/live/start"): SCHED,
+    ("POST", "/api/v1/meetings/{meeting_id}/live/stop"): SCHED,
+    ("POST", "/api/v1/meetings/{meeting_id}/live/rehearsal"): SCHED,
+    ("POST", "/api/v1/meetings/{meeting_id}/floor"): SCHED,
+    ("DELETE", "/api/v1/meetings/{meeting_id}/floor"): SCHED,
+    ("POST", "/api/v1/meetings/{meeting_id}/mute"): SCHED,
+    ("POST", "/api/v1/meetings/{meeting_id}/sites/{site_id}/remove"): SCHED,
+    ("POST", "/api/v1/meetings/{meeting_id}/hand"): ALL,
+    ("GET", "/api/v1/meetings/{meeting_id}/events"): ALL,
+    ("GET", "/meetings/{meeting_id}/console"): SCHED,
+    ("GET", "/api/v1/meetings/{meeting_id}/wall"): SCHED,
+    ("GET", "/api/v1/meetings/{meeting_id}/wall/{site_id}.jpg"): SCHED,
+    ("GET", "/meetings/{meeting_id}/wall"): SCHED,
+    ("GET", "/join/{token}"): PUBLIC,
+    ("GET", "/kiosk/{site_id}"): PUBLIC,
 }
 APP_LEVEL = {("GET", "/docs"), ("GET", "/openapi.json")}  # public API docs, served from local files
 # WebSocket routes authenticate inside the socket (session cookie or join token as first message); their own
@@ -68,7 +84,7 @@ WS_ROUTES = {"/ws/meetings/{meeting_id}"}
 
 
 def _routes() -> list[Any]:
-    mods = (health, users, sites, meetings, agents, ws, pages, recordings, turn, attendance)
+    mods = (health, users, sites, meetings, agents, ws, pages, recordings, turn, attendance, live, wall, participant)
     return [r for mod in mods for r in mod.router.routes]
 
 
@@ -133,6 +149,7 @@ def test_matrix(service: Service, who: str | None) -> None:
     m = service.client.post("/api/v1/meetings", json=meeting_body(), headers=h).json()
     with service.session() as s:
         site_token = auth.issue_site_token(s, OPERATOR_SITE)
+        join_token, _claims = auth.make_join_token(auth.signing_key(s), m["id"], OPERATOR_SITE, 300)
         s.commit()
     ids = {
         "meeting_id": str(m["id"]),
@@ -141,6 +158,7 @@ def test_matrix(service: Service, who: str | None) -> None:
         "code": "en",
         "n": "0",
         "recording_id": "1",
+        "token": join_token,
     }
     headers = {"Authorization": f"Bearer {site_token}"} if who == "site" else service.h(who)
     failures = []

@@ -77,3 +77,14 @@ def test_run_that_died_before_stats_keeps_event_counts() -> None:
     assert r.message is not None and len(r.message) == 300 and r.message.endswith("…")
     assert list(c.output_tail) == ["ERROR! the playbook could not be parsed"]
     assert c.stats is None
+
+
+def test_unreachable_message_names_ssh_with_mitogen() -> None:
+    """Mitogen's unreachable result says only "Task failed: Connection timed out."; the engineer still reads that
+    the SSH connection failed. Plain Ansible's message already says so and is kept as it is."""
+    from conftool.play.events import _unreachable_message
+
+    assert _unreachable_message({"msg": "Task failed: Connection timed out.", "unreachable": True}) == (
+        "no SSH connection: Task failed: Connection timed out.")
+    plain = "Failed to connect to the host via ssh: ssh: connect to host 10.250.0.43 port 22: No route to host"
+    assert _unreachable_message({"msg": plain}) == plain

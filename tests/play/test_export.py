@@ -92,3 +92,47 @@ def test_missing_key_is_a_clear_error(reference_inventory: Path, state_dir: Path
         export(inv, linux_hosts(inv), tmp_path / "inv", vault_password="x", state_dir=state_dir, lab_vars=None,
                suite_vars={})
     assert getattr(ei.value, "exit_code", None) == 2
+
+
+def test_password_login_is_vaulted_and_needs_sshpass(reference_inventory: Path, state_dir: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """An `env:` password credential goes into the vault file (never in clear) and marks the host as a
+    password login; without sshpass on PATH the plain ssh connection is refused before any run, mitogen is not."""
+    from conftool.play.runner import check_password_login
+
+    inv = load(reference_inventory).select("03124")
+    (site, dev), = linux_hosts(inv)
+    pw_dev = dev.model_copy(update={"credentials": "env:LT_TEST_HOST_PW"})
+    monkeypatch.setenv("LT_TEST_HOST_PW", "pw-clear-5e8a")
+    ex = export(inv, [(site, pw_dev)], tmp_path / "inv", vault_password="vp-1", state_dir=state_dir, lab_vars=None,
+                suite_vars={})
+    assert ex.password_hosts == ["pc-noong-bua"] and ex.env_secrets == {"LT_TEST_HOST_PW"}
+    assert "pw-clear-5e8a" not in _all_text(tmp_path / "inv")
+    assert (tmp_path / "inv" / "host_vars" / "pc-noong-bua" / "90-secrets.yml").read_text().startswith("$ANSIBLE_VAULT")
+    no_sshpass = tmp_path / "bin"
+    no_sshpass.mkdir()
+    monkeypatch.setenv("PATH", str(no_sshpass))
+    with pytest.raises(PlayError, match=r"1 host\(s\) log in with a password \(pc-noong-bua\).*sshpass") as ei:
+        check_password_login(ex.password_hosts, "linear")
+    assert ei.value.exit_code == 2
+    check_password_login(ex.password_hosts, "mitogen_linear")  # mitogen answers the password prompt itself
+    check_password_login([], "linear")
+    (no_sshpass / "sshpass").symlink_to("/usr/bin/sshpass")  # the project installs it (scripts/apt-packages.txt)
+    check_password_login(ex.password_hosts, "linear")
+
+
+def test_strategy_default_and_override(monkeypatch: pytest.MonkeyPatch, reference_inventory: Path,
+                                       state_dir: Path) -> None:
+    """Mitogen is the default (measured, docs/playbooks.md); LIENTHONG_PLAY_STRATEGY selects plain Ansible; an
+    unknown strategy is bad input, refused before any export."""
+    from conftool.play import PlayOptions, run_play
+
+    monkeypatch.delenv("LIENTHONG_PLAY_STRATEGY", raising=False)
+    assert PlayOptions().strategy == "mitogen_linear"
+    monkeypatch.setenv("LIENTHONG_PLAY_STRATEGY", "linear")
+    assert PlayOptions().strategy == "linear"
+    monkeypatch.setenv("LIENTHONG_PLAY_STRATEGY", "turbo")
+    inv = load(reference_inventory).select("03124")
+    with pytest.raises(PlayError, match=r"strategy 'turbo'.*mitogen_linear, mitogen_free, linear, free"):
+        run_play(inv, find_playbook("baseline"), linux_hosts(inv), PlayOptions(), state_dir=state_dir, lab=False)
+    assert not (state_dir / "play").exists()

@@ -26,13 +26,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketState
 
 from meeting.api.deps import SESSION_COOKIE, SessionDep, SettingsDep, SiteAgent
+from meeting.api.routes import wall
 from meeting.errors import InvalidToken
 from meeting.i18n import translate
 from meeting.media.sfu import Sfu
@@ -40,6 +41,7 @@ from meeting.media.signaling import SignalingSession
 from meeting.models import Meeting, MeetingStatus, SiteToken, UserRole, utcnow
 from meeting.services import attendance, auth
 from meeting.services import meetings as svc
+from meeting.services.live import get_live
 from meeting.services.recurrence import to_local
 from meeting.settings import Settings
 
@@ -64,6 +66,8 @@ CLOSE_CODES: dict[str, int] = {
     "auth_timeout": 4408,
     "replaced": 4409,
     "meeting_cancelled": 4410,
+    "removed": 4412,
+    "ended": 4413,
 }
 """Refusal code -> WebSocket close code (4000 + the HTTP status it corresponds to). Documented in docs/media.md."""
 
@@ -81,6 +85,8 @@ REASONS: dict[str, str] = {
     "auth_timeout": "Hết thời gian chờ xác thực",
     "replaced": "Điểm cầu đã kết nối lại từ một phiên khác",
     "meeting_cancelled": "Cuộc họp đã bị hủy",
+    "removed": "Điểm cầu đã được mời ra khỏi buổi họp này",
+    "ended": "Buổi họp đã kết thúc",
 }
 """Refusal code -> Vietnamese msgid (English from the catalog, see meeting.i18n)."""
 
@@ -125,12 +131,15 @@ class AgentMeetingOut(BaseModel):
     end: datetime
     host_site: str
     host: bool
+    join_now: bool = False
+    """True while the meeting is in rehearsal or live (started from the console): join at once, even early."""
 
 
 @router.get("/agents/meetings")
-def agent_meetings(site: SiteAgent, db: SessionDep, settings: SettingsDep) -> list[AgentMeetingOut]:
+def agent_meetings(site: SiteAgent, db: SessionDep, settings: SettingsDep, request: Request) -> list[AgentMeetingOut]:
     """This site's meetings that are running or start within 7 days, soonest first (what the agent joins)."""
     now = utcnow()
+    control = get_live(request.app.state)
     rows = svc.occurrences_between(db, now, now + timedelta(days=7), site_id=site.id, include_cancelled=False,
                                    limit=50)
     out = [
@@ -142,6 +151,7 @@ def agent_meetings(site: SiteAgent, db: SessionDep, settings: SettingsDep) -> li
             end=to_local(o.end_at),
             host_site=m.host_site_id,
             host=m.host_site_id == site.id,
+            join_now=control.join_now(db, m, o.id),
         )
         for o, m in rows
     ]
@@ -248,6 +258,14 @@ async def _refuse(ws: WebSocket, code: str) -> None:
 class _Live:
     ws: WebSocket
     session: SignalingSession
+    end_reason: str | None = None
+    """Set by live control before it closes the socket: the attendance span ends with it (removed, meeting_ended)."""
+    gone_since: datetime | None = None
+    """Set by the ticker while the site is silent with its socket still open: its span is already closed."""
+
+    async def refuse(self, code: str) -> None:
+        """Tell the site why (``error`` message) and close with the code's close code (live control: 4412/4413)."""
+        await _refuse(self.ws, code)
 
 
 def _registry(ws: WebSocket) -> dict[tuple[str, str], _Live]:
@@ -274,6 +292,16 @@ async def meeting_socket(ws: WebSocket, meeting_id: int) -> None:
     except WebSocketDisconnect:
         return
     room = str(meeting_id)
+    control = get_live(ws.app.state)
+    try:
+        await control.meeting(meeting_id)
+    except Exception:  # the socket must still work if live control cannot load (it logs its own trouble)
+        logger.exception("ws meeting %s: live state not available", meeting_id)
+    barred = control.refusal(meeting_id, who.site_id)
+    if barred is not None:
+        logger.info("ws meeting %s: site %s refused: %s", meeting_id, who.site_id, barred)
+        await _refuse(ws, barred)
+        return
     logger.info("ws meeting %s: site %s joined via %s from %s%s", meeting_id, who.site_id, who.via, client,
                 " (host)" if who.is_host else "")
 
@@ -282,19 +310,34 @@ async def meeting_socket(ws: WebSocket, meeting_id: int) -> None:
             with contextlib.suppress(Exception):
                 await ws.send_json(message)
 
-    session = SignalingSession(sfu, room, who.site_id, send, is_host=who.is_host)
+    session = SignalingSession(sfu, room, who.site_id, send, is_host=who.is_host, hooks=control)
     live = _registry(ws)
     previous = live.get((room, who.site_id))
-    live[(room, who.site_id)] = _Live(ws, session)
+    entry = live[(room, who.site_id)] = _Live(ws, session)
+    sessions = ws.app.state.sessions
+    previous_silent_since = _silent_since(sfu, room, who.site_id) if previous is not None else None
+    sfu.forget_life(room, who.site_id)  # this session is "connecting" until its own peer shows life
     if previous is not None:
         logger.info("ws meeting %s: site %s reconnected, closing its previous session", meeting_id, who.site_id)
         await previous.session.close()
         await _refuse(previous.ws, "replaced")
-    sessions = ws.app.state.sessions
     ticker: asyncio.Task[None] | None = None
     try:
+        if previous_silent_since is not None and previous is not None and previous.gone_since is None:
+            # The old session went silent (cut link) before this one came: a drop and a gap, not a hand-over.
+            logger.info("ws meeting %s: site %s had been silent since %s", meeting_id, who.site_id,
+                        previous_silent_since.isoformat(timespec="seconds"))
+            await run_in_threadpool(_attend, sessions, attendance.left, meeting_id, who.site_id, "dropped",
+                                    previous_silent_since)
+            with contextlib.suppress(Exception):
+                await control.site_left(meeting_id, who.site_id, "dropped")
         await run_in_threadpool(_attend, sessions, attendance.joined, meeting_id, who.site_id)
-        ticker = asyncio.create_task(_attendance_ticker(sessions, sfu, room, meeting_id, who.site_id))
+        ticker = asyncio.create_task(_attendance_ticker(sessions, sfu, room, meeting_id, who.site_id, entry,
+                                                        control))
+        try:
+            await control.site_joined(meeting_id, who.site_id)
+        except Exception:  # live control's event log must never take a room out of its meeting
+            logger.exception("ws meeting %s: cannot log the join of site %s", meeting_id, who.site_id)
         await session.open()
         while True:
             text = await ws.receive_text()
@@ -302,26 +345,57 @@ async def meeting_socket(ws: WebSocket, meeting_id: int) -> None:
                 message = json.loads(text)
             except ValueError:
                 message = None
+            if isinstance(message, dict) and message.get("type") == "thumb":
+                await _thumb(ws, session, meeting_id, message)
+                continue
             await session.handle(message)
+            if isinstance(message, dict) and message.get("type") == "offer" and session.peer_id is not None:
+                await wall.announce(ws.app.state, live, room, who.site_id)  # hall-wall thumbnail pace
     except WebSocketDisconnect:
         pass
     finally:
         if ticker is not None:
             ticker.cancel()
         said_leave = session.closed  # the site sent "leave" before its socket went away
+        silent_since = _silent_since(sfu, room, who.site_id)
         current = live.get((room, who.site_id))
         replaced = current is not None and current.session is not session
         if current is not None and current.session is session:
             del live[(room, who.site_id)]
+            wall.site_left(ws.app.state, meeting_id, who.site_id)
+            await wall.announce(ws.app.state, live, room)
         await session.close()
         if not replaced:  # a replacing session already closed this span as "replaced" when it joined
+            reason = entry.end_reason or ("left" if said_leave else "dropped")
             with contextlib.suppress(Exception):
-                await run_in_threadpool(_attend, sessions, attendance.left, meeting_id, who.site_id,
-                                        "left" if said_leave else "dropped")
+                await run_in_threadpool(_attend, sessions, attendance.left, meeting_id, who.site_id, reason,
+                                        silent_since if reason == "dropped" else None)
+            if entry.gone_since is None:  # a silent site's drop is logged already (by the ticker)
+                with contextlib.suppress(Exception):
+                    await control.site_left(meeting_id, who.site_id, reason)
         logger.info("ws meeting %s: site %s left", meeting_id, who.site_id)
 
 
+async def _thumb(ws: WebSocket, session: SignalingSession, meeting_id: int, message: dict[str, Any]) -> None:
+    """A hall-wall thumbnail (meeting.api.routes.wall); a bad one gets an ``error`` reply, the session stays."""
+    try:
+        wall.receive(ws.app.state, meeting_id, session.site_id, message.get("jpeg"))
+    except wall.ThumbRejected as exc:
+        await session.notify({"type": "error", "code": "ThumbRejected", "reason": exc.render("vi"),
+                              "reason_en": exc.render("en")})
+
+
 ATTENDANCE_TICK_S = 15.0
+
+
+def _silent_since(sfu: Sfu, room: str, site_id: str) -> datetime | None:
+    """When a site's peer last showed life, if it has been silent past the SFU's drop threshold (else None).
+
+    A cut link keeps both the socket and aiortc's peer "connected" for a while; the span must end when the site
+    really went away, so a drop and rejoin shows its gap in the attendance report.
+    """
+    gone = sfu.dropped_for(room, site_id)
+    return None if gone is None else utcnow() - timedelta(seconds=gone)
 
 
 def _attend(sessions: Any, op: Any, *args: Any) -> None:
@@ -331,10 +405,22 @@ def _attend(sessions: Any, op: Any, *args: Any) -> None:
         db.commit()
 
 
-async def _attendance_ticker(sessions: Any, sfu: Sfu, room: str, meeting_id: int, site_id: str) -> None:
-    """Every few seconds while connected: move ``last_seen`` and record the SFU's view of the site's link."""
+async def _attendance_ticker(sessions: Any, sfu: Sfu, room: str, meeting_id: int, site_id: str, entry: _Live,
+                             control: Any) -> None:
+    """While the socket is open: every second, notice a site going silent (a cut link keeps the socket and often
+    the peer open) and coming back — closing its span at its last sign of life and opening a new one, so the
+    report shows the gap; every ``ATTENDANCE_TICK_S`` move ``last_seen`` with the SFU's view of the link."""
+    ticks = 0
     while True:
-        await asyncio.sleep(ATTENDANCE_TICK_S)
+        await asyncio.sleep(LIVENESS_TICK_S)
+        ticks += 1
+        try:
+            await _liveness(sessions, sfu, room, meeting_id, site_id, entry, control)
+        except Exception:
+            logger.warning("attendance: cannot follow site %s in meeting %s", site_id, meeting_id, exc_info=True)
+        if entry.gone_since is not None or ticks * LIVENESS_TICK_S < ATTENDANCE_TICK_S:
+            continue
+        ticks = 0
         sample: dict[str, Any] = {}
         with contextlib.suppress(Exception):
             peer = next((p for p in sfu.stats(room)["peers"] if p["site"] == site_id), None)
@@ -342,7 +428,33 @@ async def _attendance_ticker(sessions: Any, sfu: Sfu, room: str, meeting_id: int
                 sample["loss_pct"] = round(float(peer["loss"]) * 100, 2)
                 if peer.get("remb_bps"):
                     sample["kbps"] = round(float(peer["remb_bps"]) / 1000, 1)
+            link = sfu.link(room, site_id)
+            if link is not None and link["rtt_ms"] is not None:
+                sample["rtt_ms"] = round(float(link["rtt_ms"]), 1)
         try:
             await run_in_threadpool(_attend, sessions, attendance.seen, meeting_id, site_id, sample)
         except Exception:
             logger.warning("attendance: cannot record site %s in meeting %s", site_id, meeting_id, exc_info=True)
+
+
+LIVENESS_TICK_S = 1.0
+
+
+async def _liveness(sessions: Any, sfu: Sfu, room: str, meeting_id: int, site_id: str, entry: _Live,
+                    control: Any) -> None:
+    """One liveness step of :func:`_attendance_ticker` (drop → span closed at the last life; back → new span)."""
+    gone = sfu.dropped_for(room, site_id)
+    if entry.gone_since is None and gone is not None:
+        entry.gone_since = utcnow() - timedelta(seconds=gone)
+        logger.info("ws meeting %s: site %s silent for %.1f s, counted as dropped", meeting_id, site_id, gone)
+        await run_in_threadpool(_attend, sessions, attendance.left, meeting_id, site_id, "dropped",
+                                entry.gone_since)
+        await control.site_left(meeting_id, site_id, "dropped")
+    elif entry.gone_since is not None and gone is None:
+        link = sfu.link(room, site_id)
+        if link is None or link["state"] != "connected":
+            return  # not gone any more only because its old peer vanished: wait until media flows again
+        logger.info("ws meeting %s: site %s is back", meeting_id, site_id)
+        entry.gone_since = None
+        await run_in_threadpool(_attend, sessions, attendance.joined, meeting_id, site_id)
+        await control.site_joined(meeting_id, site_id)
