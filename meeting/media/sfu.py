@@ -522,7 +522,7 @@ class Sfu:
         now = time.monotonic()
         peer = room.by_site(site_id)
         if peer is not None and peer.pc.connectionState == "connected":
-            return now - peer.alive_at if self._silent(peer) and peer.alive_at is not None else None
+            return now - peer.alive_at if self._silent(room, peer) and peer.alive_at is not None else None
         last = room.alive.get(site_id)
         if last is None or now - last <= self.config.silent_drop_s:
             return None
@@ -534,20 +534,26 @@ class Sfu:
         if room is not None:
             room.alive.pop(site_id, None)
 
-    def _silent(self, peer: Peer) -> bool:
+    def _silent(self, room: Room, peer: Peer) -> bool:
         """Quiet past the drop threshold although it should talk: it publishes, or it gets media (and so owes
         receiver reports). A site in a room where nobody sends yet is quiet by right, not dropped."""
         if peer.alive_at is None or time.monotonic() - peer.alive_at <= self.config.silent_drop_s:
             return False
-        receives = any(o.source is not None and o.track.forwarded > 0 for o in peer.outputs.values())
-        return receives or any(src.frames > 0 for src in peer.sources.values())
+        publishes = peer.is_host or room.floor == peer.site_id
+        # Receiver reports count only on a peer that has sent some (not every client reports on every leg).
+        reports = peer.last_report_ts > 0 and any(
+            o.source is not None and o.track.forwarded > 0 for o in peer.outputs.values())
+        return publishes or reports
 
     # -- forwarding --------------------------------------------------------------------------------------------
     def _route(self, room: Room) -> None:
         """Point every peer's outputs at the right source: the speaker, or the host for the speaker itself."""
         speaker = room.speaker()
         host = room.host()
+        now = time.monotonic()
         for peer in room.peers.values():
+            if peer.alive_at is not None:  # who must talk changes: everyone gets a fresh drop grace period
+                peer.alive_at = now
             origin = speaker if peer is not speaker else (host if host is not speaker else None)
             for kind, out in peer.outputs.items():
                 source = origin.sources.get(kind) if origin is not None else None

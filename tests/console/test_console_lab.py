@@ -49,6 +49,7 @@ class Stage:
     placement: dict[str, str]  # commune site -> namespace its agent runs in
     cut_ns: str
     cut_link: Callable[[bool], None]  # False: down, True: up
+    starts_at: float = 0.0  # monotonic time of the meeting's scheduled start (the attendance window opens there)
 
 
 def _add_admin(db_url: str) -> None:
@@ -145,6 +146,7 @@ def run_scenario(stage: Stage, tmp_path: Path) -> None:
     # the cut below must fall inside the meeting.
     meeting_id, _ = create_meeting(stage.db_url, [HOST, *sites], start_in_s=15, minutes=60,
                                    title="Họp thử bảng điều khiển")
+    stage.starts_at = time.monotonic() + 15
     _add_admin(stage.db_url)
     run_dir = stage.dir / "run"
     run_dir.mkdir(exist_ok=True)
@@ -219,6 +221,8 @@ def _run_console(page: Any, stage: Stage, meeting_id: int, sites: list[str], age
 
     # 4. one room PC's link cut for 10 s: its rooms show dropped, then connected again
     cut = [s for s, n in stage.placement.items() if n == stage.cut_ns]
+    # the cut must fall inside the attendance window, which opens at the scheduled start (a fast run gets there first)
+    time.sleep(max(0.0, stage.starts_at + 2 - time.monotonic()))
     t_start = time.monotonic()
     stage.cut_link(False)
     t_cut = time.monotonic()  # every link of the PC is down from here (cutting several takes a few seconds)
