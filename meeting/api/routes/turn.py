@@ -9,8 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from meeting.api.deps import ALL_ROLES, SessionDep, SettingsDep, _bearer, get_principal, site_agent
-from meeting.errors import AuthError, Forbidden
+from meeting.api.deps import ALL_ROLES, SessionDep, SettingsDep, _bearer, get_principal, require, site_agent
 from meeting.media import turn
 from meeting.services import auth
 from meeting.services.recurrence import to_local
@@ -18,18 +17,19 @@ from meeting.services.recurrence import to_local
 router = APIRouter(prefix="/api/v1", tags=["turn"])
 
 
+_any_user = require(*ALL_ROLES)
+
+
 async def site_or_user(request: Request, db: SessionDep) -> str:
-    """Who asks, as the identity put in the TURN username: ``site:<id>`` (site token) or ``user:<name>``."""
+    """Who asks, as the identity put in the TURN username: ``site:<id>`` (site token) or ``user:<name>``.
+
+    The two halves are deps' own checks (``site_agent``, ``require``), so the rules stay in one place."""
     token = _bearer(request)
     if token is not None and token.startswith(auth.SITE_TOKEN_PREFIX):
         site = await run_in_threadpool(site_agent, request, db)  # it writes last_used_at: off the event loop
         return f"site:{site.id}"
-    principal = await get_principal(request, db)
-    if principal is None:
-        raise AuthError("Bạn cần đăng nhập")
-    if principal.user.role not in {r.value for r in ALL_ROLES}:
-        raise Forbidden("Bạn không có quyền thực hiện thao tác này")
-    return f"user:{principal.user.username}"
+    user = await _any_user(await get_principal(request, db))
+    return f"user:{user.username}"
 
 
 site_or_user.policy = ("site", *(r.value for r in ALL_ROLES))  # type: ignore[attr-defined]
