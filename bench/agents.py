@@ -17,6 +17,9 @@ province's routers; this measures the agents and the server at full scale).
   keyframe onwards) and audio; time to 129/129 of each. Then a steady window: CPU-s/s and RSS of the server, of
   the shared agent processes (per agent) and of the single-agent process.
 
+``--sfu-workers K`` starts the server with ``LIENTHONG_SFU_WORKERS=K`` (the room agents' peers on K SFU worker
+processes, meeting.media.shards); their CPU and RSS are reported apart from the server's.
+
 Agent processes (the load generator, host hall included) run at nice 10 and the server at 0, as in bench/sfu.py.
 The 1-minute load average of the machine is recorded with each run: other work on this shared 2-core machine
 changes the figures a lot. Writes ``bench/results/agents.json`` (``--out``, ``--append``). Needs root.
@@ -59,6 +62,14 @@ def _proc_stat(pid: int) -> tuple[float, int]:
     tick = os.sysconf("SC_CLK_TCK")
     rss = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
     return (int(fields[11]) + int(fields[12])) / tick, rss
+
+
+def _children(pid: int) -> list[int]:
+    """Direct child processes of ``pid`` (the server's SFU workers)."""
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out += [int(c) for c in (task / "children").read_text().split()]
+    return out
 
 
 # ----- worker: many agents in one process --------------------------------------------------------------
@@ -202,10 +213,10 @@ def inside(args: argparse.Namespace) -> dict[str, Any]:
             "all_threads=True); from meeting.cli import main; sys.argv[0] = 'meeting'; main()"]
         server = subprocess.Popen([*launcher, "serve", "--host", ADDR, "--port", str(PORT), "--db", db_url,
                                    "--no-reminders"], stdout=server_log, stderr=server_log, text=True,
-                                  env=env)
+                                  env={**env, "LIENTHONG_SFU_WORKERS": str(args.sfu_workers)})
         procs.append(server)
         url = f"http://{ADDR}:{PORT}"
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a loaded 2-core machine imports slowly
         while b"startup complete" not in (tmp / "server.log").read_bytes():
             if time.monotonic() > deadline or server.poll() is not None:
                 raise RuntimeError("meeting serve did not start:\n" + (tmp / "server.log").read_text()[-2000:])
@@ -265,8 +276,8 @@ def inside(args: argparse.Namespace) -> dict[str, Any]:
         if args.debug_server:
             os.kill(server.pid, 10)  # SIGUSR1: all thread stacks into the server log
         time.sleep(2)
-        pids = {"server": [server.pid], "host_agent": [host.pid], "single_agent": [single.pid],
-                "shared": [w.pid for w in workers]}
+        pids = {"server": [server.pid], "sfu_workers": _children(server.pid), "host_agent": [host.pid],
+                "single_agent": [single.pid], "shared": [w.pid for w in workers]}
         before = {k: [_proc_stat(p) for p in v] for k, v in pids.items()}
         t0 = time.monotonic()
         time.sleep(args.window)
@@ -281,6 +292,7 @@ def inside(args: argparse.Namespace) -> dict[str, Any]:
             "n": len(communes),
             "meeting_id": meeting_id,
             "lead_s": args.lead,
+            "sfu_workers": args.sfu_workers,
             "agents_running_after_launch_s": round(launched, 2),
             "per_process": args.per_process,
             "shared_agents_light": args.light,
@@ -296,6 +308,7 @@ def inside(args: argparse.Namespace) -> dict[str, Any]:
             "steady_window_s": round(dt, 2),
             "cpu_s_per_s": {
                 "server": round(cpu["server"], 3),
+                "sfu_workers": round(cpu["sfu_workers"], 3),
                 "host_agent": round(cpu["host_agent"], 3),
                 "single_agent_process": round(cpu["single_agent"], 4),
                 "shared_per_agent": round(cpu["shared"] / max(1, n_shared), 4),
@@ -303,6 +316,7 @@ def inside(args: argparse.Namespace) -> dict[str, Any]:
             },
             "rss_mib": {
                 "server": round(rss["server"] / 2**20, 1),
+                "sfu_workers": round(rss["sfu_workers"] / 2**20, 1),
                 "host_agent": round(rss["host_agent"] / 2**20, 1),
                 "single_agent_process": round(rss["single_agent"] / 2**20, 1),
                 "shared_per_agent": round(rss["shared"] / max(1, n_shared) / 2**20, 1),
@@ -351,6 +365,8 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=3.0, help="meeting length")
     parser.add_argument("--window", type=float, default=10.0, help="steady-state measuring window (s)")
     parser.add_argument("--timeout", type=float, default=60.0, help="give up waiting this long after the start")
+    parser.add_argument("--sfu-workers", type=int, default=0,
+                        help="LIENTHONG_SFU_WORKERS of the server (0: one SFU in the server process)")
     parser.add_argument("--light", action=argparse.BooleanOptionalAction, default=True,
                         help="shared-process agents count datagrams after DTLS instead of decrypting (default)")
     parser.add_argument("--debug-server", action="store_true", help="SIGUSR1 dumps the server's threads into its log")

@@ -11,8 +11,13 @@ Same run, same lab, same show commands on every router (`show interface json`, `
   bundle has no FRR collection, as in bench/deploy.py) and one `cisco.ios.ios_command` task running the same
   three commands, forks 5 and 50, gather_facts off; beside it the cheapest Ansible path, `ansible.builtin.raw`
   over OpenSSH with ControlPersist (the routers' login shell runs a command given on the SSH exec channel).
-Medians of 3. With `--dead`, 10 % of the routers (at least one) are taken down with `conftool lab fault
---router --down` and our audit is timed again (goal: ≤ normal time + one timeout); faults are cleared at the end.
+Medians of 3, interleaved: each round runs every variant once (ours, Nornir, Ansible forks 5 and 50), so a
+change in the machine's load hits all of them alike; the load average is recorded with every run. Every run also
+records the CPU it cost on both sides: ours (this process and its children) and the routers' (every process in
+the lab's namespaces: sshd and the vtysh sessions it reaped, zebra, staticd …), plus the machine's softirq time
+and our kernel's own-drop counters (`conftool.audit.kernel`). With `--dead`, 10 % of the routers (at least one)
+are taken down with `conftool lab fault --router --down` and our audit is timed again (goal: ≤ normal time + one
+timeout); faults are cleared at the end.
 
 Needs a running lab (`conftool lab up`, small or full) that was deployed (`conftool deploy --apply`); it never
 brings one up itself. `pip install -e .[bench]` for the Ansible collections. Writes bench/results/audit.json.
@@ -25,6 +30,8 @@ import json
 import logging
 import os
 import platform
+import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -37,6 +44,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from conftool.audit import registry  # noqa: E402
+from conftool.audit.kernel import drop_counters  # noqa: E402
 from conftool.audit.results import Status  # noqa: E402
 from conftool.audit.rules import load_rules  # noqa: E402
 from conftool.audit.runner import Auditor, Target  # noqa: E402
@@ -59,6 +67,73 @@ def lab_selection(inv: Inventory) -> tuple[Inventory, Any]:
 
 
 TIMINGS: list[dict[str, Any]] = []
+HZ = os.sysconf("SC_CLK_TCK")
+LAB_NS = re.compile(r"^(lt-(\d+|isp|svc|tslcd)|lth-[0-9]+)$")  # conftool.lab's routers, clouds, services, hosts
+
+
+def lab_namespaces() -> set[str]:
+    """`net:[inode]` of the lab's namespaces (routers, clouds, services, hosts)."""
+    out = set()
+    for n in os.listdir("/run/netns") if os.path.isdir("/run/netns") else []:
+        if LAB_NS.match(n):  # not other tools' namespaces (lt-media-bench-…, lt-agents-bench-…)
+            try:
+                out.add(f"net:[{os.stat('/run/netns/' + n).st_ino}]")
+            except OSError:
+                continue
+    return out
+
+
+def lab_cpu(nets: set[str]) -> dict[int, tuple[str, float]]:
+    """CPU seconds (own + reaped children) of every process living in a lab namespace, by pid."""
+    out = {}
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            if os.readlink(f"/proc/{p}/ns/net") not in nets:
+                continue
+            st = Path(f"/proc/{p}/stat").read_text()
+        except OSError:
+            continue
+        fields = st[st.rindex(")") + 2:].split()
+        out[int(p)] = (st[st.index("(") + 1:st.rindex(")")], sum(int(x) for x in fields[11:15]) / HZ)
+    return out
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, softirq) CPU seconds of the whole machine since boot."""
+    v = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:9]]
+    return (sum(v) - v[3] - v[4]) / HZ, v[6] / HZ
+
+
+class CpuMeter:
+    """What one measured run cost: ours, the routers' side (lab namespaces), the machine, own-kernel drops."""
+
+    def __init__(self) -> None:
+        self.nets = lab_namespaces()
+
+    def __enter__(self) -> CpuMeter:
+        self.lab0, self.mach0, self.t0 = lab_cpu(self.nets), machine_cpu(), os.times()
+        self.drops0 = drop_counters()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        lab1, mach1, t1, drops1 = lab_cpu(self.nets), machine_cpu(), os.times(), drop_counters()
+        by: dict[str, float] = {}
+        for pid, (comm, v) in lab1.items():
+            old = self.lab0.get(pid)
+            by[comm] = by.get(comm, 0.0) + v - (old[1] if old and old[0] == comm else 0.0)
+        self.figures: dict[str, Any] = {
+            "cpu_ours_s": round(t1.user + t1.system - self.t0.user - self.t0.system
+                                + t1.children_user + t1.children_system - self.t0.children_user
+                                - self.t0.children_system, 2),
+            "cpu_routers_s": round(sum(by.values()), 2),
+            "cpu_routers_by_process": {k: round(v, 2) for k, v in sorted(by.items(), key=lambda kv: -kv[1])[:5]},
+            "cpu_machine_s": round(mach1[0] - self.mach0[0], 2),
+            "softirq_machine_s": round(mach1[1] - self.mach0[1], 2),
+            "own_drops": {k: drops1[k] - self.drops0[k] for k in drops1 if drops1[k] != self.drops0[k]},
+            "load": round(os.getloadavg()[0], 1),
+        }
 
 
 def ours(inv: Inventory, sel: Inventory, plan: Any, checks: list[str] | None = None,
@@ -174,47 +249,83 @@ def ansible_run(inv: Inventory, sel: Inventory, forks: int, workdir: Path, mode:
     return wall
 
 
-def median(fn: Any, runs: int = RUNS) -> tuple[float, list[float]]:
-    times = []
-    for _ in range(runs):
-        times.append(float(fn()))
-        print(f"  run {len(times)}: {times[-1]:.2f} s (load {os.getloadavg()[0]:.1f})", file=sys.stderr, flush=True)
-    return statistics.median(times), [round(t, 3) for t in times]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=RUNS)
     ap.add_argument("--dead", action="store_true", help="also time our audit with 10 %% of routers down")
     ap.add_argument("--no-ansible", action="store_true")
     ap.add_argument("--ansible-runs", type=int, default=RUNS, help="runs per Ansible variant (they are slow)")
-    ap.add_argument("--raw-runs", type=int, default=1, help="runs per `raw` Ansible variant (0: skip it)")
+    ap.add_argument("--raw-runs", type=int, default=0, help="runs per `raw` Ansible variant (0: skip it)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     inv = load(Path(os.environ.get("LIENTHONG_INVENTORY", REPO / "inventory" / "dien-bien")))
     sel, plan = lab_selection(inv)
     n = sum(len(s.routers) for s in sel.sites)
-    out: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-                           "profile": plan.profile, "routers": n, "commands": list(COMMANDS), "runs": args.runs}
+    gc3 = Path("/proc/sys/net/ipv4/neigh/default/gc_thresh3")
+    out: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                                       "neigh_gc_thresh3": int(gc3.read_text()) if gc3.exists() else None},
+                           "profile": plan.profile, "routers": n, "commands": list(COMMANDS), "runs": args.runs,
+                           "order": "interleaved: every round runs each variant once"}
     summaries: list[dict[str, int]] = []
 
-    def ours_once() -> float:
+    def ours_full() -> float:
         t, s = ours(inv, sel, plan)
         summaries.append(s)
         return t
 
+    tmp = Path(tempfile.mkdtemp(prefix="lt-bench-audit-"))
+    variants: list[tuple[str, Any, int]] = [
+        ("ours", ours_full, args.runs),
+        # the issue's "doing more": reachability, drift and compliance on top of the device check, without hosts
+        ("ours_routers", lambda: ours(inv, sel, plan, ["reachability", "device", "drift", "compliance"])[0],
+         args.runs),
+        # the same work as the anchors (one session per router, the three show commands) plus parsing and judging
+        ("ours_show_only", lambda: ours(inv, sel, plan, ["device", "drift", "compliance"])[0], args.runs),
+        ("ours_cli", lambda: ours_cli(tmp), args.runs),
+        ("nornir", lambda: nornir_run(inv, sel), args.runs),
+    ]
+    if not args.no_ansible:
+        variants += [(f"ansible_f{f}", lambda f=f: ansible_run(inv, sel, f, tmp), args.ansible_runs) for f in (5, 50)]
+        variants += [(f"ansible_raw_f{f}", lambda f=f: ansible_run(inv, sel, f, tmp, "raw"), args.raw_runs)
+                     for f in (5, 50)]
     load0 = os.getloadavg()
-    out["ours_s"], out["ours_runs"] = median(ours_once, args.runs)
-    out["ours_summary"] = summaries[-1]
-    # the issue's "doing more": reachability, drift and compliance on top of the device check, without `hosts`
-    out["ours_routers_s"], out["ours_routers_runs"] = median(
-        lambda: ours(inv, sel, plan, ["reachability", "device", "drift", "compliance"])[0], args.runs)
-    # the same work as the anchors (one session per router, the three show commands) plus parsing and judging
-    out["ours_show_only_s"], out["ours_show_only_runs"] = median(
-        lambda: ours(inv, sel, plan, ["device", "drift", "compliance"])[0], args.runs)
-    with tempfile.TemporaryDirectory(prefix="lt-bench-cli-") as tmp:
-        out["ours_cli_s"], out["ours_cli_runs"] = median(lambda: ours_cli(Path(tmp)), args.runs)
-    out["nornir_s"], out["nornir_runs"] = median(lambda: nornir_run(inv, sel), args.runs)
+    runs: dict[str, list[dict[str, Any]]] = {k: [] for k, _, _ in variants}
+    failed: dict[str, str] = {}
+
+    def stop(*_: object) -> None:
+        raise KeyboardInterrupt  # a time box (SIGTERM) ends the rounds; what was measured is still written
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        for rnd in range(max(r for _, _, r in variants)):
+            for key, fn, want in variants:
+                if rnd >= want or key in failed:
+                    continue
+                try:
+                    with CpuMeter() as meter:
+                        seconds = float(fn())
+                except SystemExit as exc:  # keep what was measured; say why this variant has no figure
+                    failed[key] = str(exc)[-1500:]
+                    print(f"{key}: FAILED {str(exc)[-600:]}", file=sys.stderr)
+                    continue
+                runs[key].append({"seconds": round(seconds, 3), **meter.figures})
+                print(f"round {rnd + 1} {key}: {seconds:.2f} s, CPU ours {meter.figures['cpu_ours_s']} / routers "
+                      f"{meter.figures['cpu_routers_s']} (load {meter.figures['load']})", file=sys.stderr,
+                      flush=True)
+    except KeyboardInterrupt:
+        out["interrupted"] = "stopped by its time box; the runs below are what was measured"
+        args.dead = False
+    for key, rs in runs.items():
+        if rs:
+            out[f"{key}_s"] = round(statistics.median(r["seconds"] for r in rs), 3)
+            out[f"{key}_runs"] = rs
+            out[f"{key}_cpu_median"] = {c: round(statistics.median(r[c] for r in rs), 2)
+                                        for c in ("cpu_ours_s", "cpu_routers_s", "cpu_machine_s",
+                                                  "softirq_machine_s")}
+        if key in failed:
+            out[f"{key}_error"] = failed[key]
+    if summaries:
+        out["ours_summary"] = summaries[-1]
     if args.dead:
         routers = [r.site for r in plan.routers if r.site != plan.province]
         dead = routers[:: max(1, round(len(routers) / max(1, round(n * 0.1))))][: max(1, round(n * 0.1))]
@@ -223,46 +334,40 @@ def main() -> None:
                 subprocess.run([CONFTOOL, "lab", "fault", sid, "--router", "--down"], check=True,
                                capture_output=True)
             out["dead_sites"] = dead
-            out["dead_s"], out["dead_runs"] = median(lambda: ours(inv, sel, plan)[0], args.runs)
+            dead_runs: list[dict[str, Any]] = []
+            for _ in range(args.runs):
+                with CpuMeter() as meter:
+                    seconds = ours(inv, sel, plan)[0]
+                dead_runs.append({"seconds": round(seconds, 3), **meter.figures})
+                print(f"dead: {seconds:.2f} s (load {meter.figures['load']})", file=sys.stderr, flush=True)
+            out["dead_s"] = round(statistics.median(r["seconds"] for r in dead_runs), 3)
+            out["dead_runs"] = dead_runs
             out["timeout_s"] = max(d.timeout_s for s in sel.sites for d in s.routers)
         finally:
             for sid in dead:
                 subprocess.run([CONFTOOL, "lab", "fault", "--clear", sid], capture_output=True)
-    if not args.no_ansible:
-        with tempfile.TemporaryDirectory(prefix="lt-bench-ansible-") as tmp:
-            variants = [("network_cli", 5), ("network_cli", 50)] + ([("raw", 5), ("raw", 50)] if args.raw_runs else [])
-            for mode, forks in variants:
-                key = f"ansible_f{forks}_s" if mode == "network_cli" else f"ansible_raw_f{forks}_s"
-                try:
-                    out[key], out[key.replace("_s", "_runs")] = median(
-                        lambda f=forks, m=mode: ansible_run(inv, sel, f, Path(tmp), m),
-                        args.ansible_runs if mode == "network_cli" else args.raw_runs)
-                except SystemExit as exc:  # keep what was measured; say why this anchor has no figure
-                    out[key.replace("_s", "_error")] = str(exc)[-1500:]
-                    print(f"{key}: FAILED {str(exc)[-600:]}", file=sys.stderr)
-                    continue
-                print(f"{key}: {out[key]:.2f}", file=sys.stderr)
     out["load_avg_start"] = [round(x, 1) for x in load0]
     out["load_avg_end"] = [round(x, 1) for x in os.getloadavg()]
     out["timings"] = TIMINGS
-    out["ratio_ours_vs_nornir"] = round(out["ours_s"] / out["nornir_s"], 3)
-    out["ratio_ours_routers_vs_nornir"] = round(out["ours_routers_s"] / out["nornir_s"], 3)
-    out["ratio_ours_show_only_vs_nornir"] = round(out["ours_show_only_s"] / out["nornir_s"], 3)
-    if "ansible_f5_s" in out:
-        # like for like: both are processes started from the shell
-        out["speedup_vs_ansible_f5"] = round(out["ansible_f5_s"] / out["ours_cli_s"], 1)
-        out["speedup_vs_ansible_f50"] = round(out["ansible_f50_s"] / out["ours_cli_s"], 1)
-    if "ansible_raw_f5_s" in out:
-        out["speedup_vs_ansible_raw_f5"] = round(out["ansible_raw_f5_s"] / out["ours_cli_s"], 1)
-    if "dead_s" in out:
+    if "nornir_s" in out:
+        for key in ("ours", "ours_routers", "ours_show_only"):
+            if f"{key}_s" in out:
+                out[f"ratio_{key}_vs_nornir"] = round(out[f"{key}_s"] / out["nornir_s"], 3)
+    for f in (5, 50):
+        if f"ansible_f{f}_s" in out and "ours_cli_s" in out:  # like for like: both are processes from the shell
+            out[f"speedup_vs_ansible_f{f}"] = round(out[f"ansible_f{f}_s"] / out["ours_cli_s"], 1)
+        if f"ansible_raw_f{f}_s" in out and "ours_cli_s" in out:
+            out[f"speedup_vs_ansible_raw_f{f}"] = round(out[f"ansible_raw_f{f}_s"] / out["ours_cli_s"], 1)
+    if "dead_s" in out and "ours_s" in out:
         out["dead_within_budget"] = out["dead_s"] <= out["ours_s"] + out["timeout_s"]
-    bad = summaries[-1].get(Status.FAIL.value, 0) + summaries[-1].get(Status.ERROR.value, 0)
+    bad = (summaries[-1].get(Status.FAIL.value, 0) + summaries[-1].get(Status.ERROR.value, 0)) if summaries else 0
     out["note"] = ("ours = full audit (probes + device + drift + compliance + hosts); ours_routers = without the "
-                   "hosts check; anchors = the same show commands only"
+                   "hosts check; anchors = the same show commands only; cpu_routers_s = every process in the lab's "
+                   "namespaces (sshd with the sessions it reaped, FRR daemons); softirq is the whole machine's"
                    + (f"; WARNING: our last run had {bad} fail/error findings" if bad else ""))
     dest = REPO / "bench" / "results" / "audit.json"
     dest.write_text(json.dumps(out, indent=2) + "\n")
-    print(json.dumps(out, indent=2))
+    print(json.dumps({k: v for k, v in out.items() if not k.endswith("_runs") and k != "timings"}, indent=2))
 
 
 if __name__ == "__main__":

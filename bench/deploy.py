@@ -127,7 +127,7 @@ class Bench:
             for k, v in (i.get("phases") or {}).items():
                 phases.setdefault(k, []).append(v)
         per_device = [i["seconds"] for i in doc["items"]]
-        return {"seconds": dt, "routers": len(doc["items"]),
+        return {"seconds": dt, "routers": len(doc["items"]), "loadavg_1m": round(os.getloadavg()[0], 2),
                 "device_seconds_median": med(per_device), "device_seconds_max": round(max(per_device), 3),
                 "phase_median_s": {k: med(v) for k, v in phases.items()}}
 
@@ -186,7 +186,8 @@ class Bench:
         if failed:
             raise SystemExit(f"ansible-playbook failed on {failed}:\n{cp.stdout[-4000:]}")
         sent = [len(r.get("commands") or []) for r in pushed.values()]
-        return {"seconds": dt, "hosts": len(stats), "hosts_changed": sum(1 for s in stats.values() if s["changed"]),
+        return {"seconds": dt, "hosts": len(stats), "loadavg_1m": round(os.getloadavg()[0], 2),
+                "hosts_changed": sum(1 for s in stats.values() if s["changed"]),
                 "config_lines_sent_median": statistics.median(sent) if sent else 0}
 
     def routers_as_intended(self) -> int:
@@ -222,8 +223,14 @@ def run_deploys(profile: str, runs: int, forks_list: list[int], budget_s: float,
                 b.down()
                 a = b.ansible_files(sites)
                 for f in forks_list:
-                    if time.monotonic() - locked_at > budget_s:  # the lab is shared: give it back in time
-                        skipped.append(f"run {run + 1} ansible forks {f}: lab time budget ({budget_s:.0f} s) used up")
+                    left = budget_s - (time.monotonic() - locked_at)
+                    # the lab is shared: give it back in time; and do not start a run that cannot finish
+                    # (a cut run is only a lower bound) — judged by this fork count's last first+no-change time
+                    need = 1.2 * sum(raw[k][-1]["seconds"] for k in (f"ansible_f{f}_first", f"ansible_f{f}_nochange")
+                                     if raw[k])
+                    if left <= 0 or left < need:
+                        skipped.append(f"run {run + 1} ansible forks {f}: lab time budget ({budget_s:.0f} s) used up "
+                                       f"({left:.0f} s left, the last run took {need / 1.2:.0f} s)")
                         print(skipped[-1], flush=True)
                         continue
                     b.up()
@@ -258,6 +265,18 @@ def run_deploys(profile: str, runs: int, forks_list: list[int], budget_s: float,
     return out
 
 
+def merge_deploys(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """Pool the runs of two lab sessions per measurement and recompute the medians (`--merge`)."""
+    out: dict[str, Any] = {**old, **{k: v for k, v in new.items() if not isinstance(v, dict)}}
+    for k, v in new.items():
+        if not isinstance(v, dict) or "runs" not in v:
+            continue
+        runs = [*(old.get(k) or {}).get("runs", []), *v["runs"]]
+        out[k] = {"median_s": med([r["seconds"] for r in runs]),
+                  "lower_bound": any(r.get("timed_out") for r in runs), "runs": runs}
+    return out
+
+
 def run_render() -> dict[str, Any]:
     res: dict[str, Any] = {}
     for size, inv in (("140", load(INVENTORY)), ("1000", synthetic_1000())):
@@ -286,6 +305,8 @@ def main() -> None:
     ap.add_argument("--first-only-forks", default="", help="forks whose no-change Ansible run is skipped (time)")
     ap.add_argument("--budget-s", type=float, default=1500, help="skip Ansible runs that would start after this "
                     "many seconds of holding the lab")
+    ap.add_argument("--merge", action="store_true", help="add this run's runs to the profile's stored entry "
+                    "(a benchmark split over several lab sessions; every session measures ours too)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("the lab needs root")
@@ -303,6 +324,16 @@ def main() -> None:
         hh, mm = (int(x) for x in args.until.split(":"))
         until = datetime.now(UTC).replace(hour=hh, minute=mm, second=0, microsecond=0)
     deploys = run_deploys(args.profile, args.runs, forks_list, args.budget_s, first_only, until)
+    out = REPO / "bench" / "results" / "deploy.json"
+    # One file for every profile measured: a run replaces its own profile's entry and keeps the others.
+    doc: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
+    session = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "runs": args.runs, "forks": forks_list,
+               "loadavg_at_start": [round(x, 2) for x in load_at_start],
+               "loadavg_at_end": deploys["loadavg_at_end"], "wall_s": round(time.time() - started, 1)}
+    old = doc.get("profiles", {}).get(args.profile) if args.merge else None
+    if old is not None:
+        deploys = merge_deploys(old["deploy"], deploys)
+        forks_list = sorted(set(old.get("forks", [])) | set(forks_list))
     ours_first = deploys["ours_first"]["median_s"]
     goals: dict[str, Any] = {"nochange_le_half_first": deploys["ours_nochange"]["median_s"] <= ours_first / 2,
                              "nochange_over_first": round(deploys["ours_nochange"]["median_s"] / ours_first, 3)}
@@ -316,16 +347,14 @@ def main() -> None:
             goals[f"ansible_f{f}_{kind}_over_ours"] = round(ratio, 2)
         goals[f"ge_10x_faster_than_ansible_f{f}"] = goals[f"ansible_f{f}_first_over_ours"] >= 10
     entry: dict[str, Any] = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "date": session["date"],
         "runs": args.runs,
         "forks": forks_list,
-        "loadavg_at_start": [round(x, 2) for x in load_at_start],
+        "loadavg_at_start": session["loadavg_at_start"],
+        "sessions": [*(old.get("sessions", []) if old is not None else []), session],
         "deploy": deploys,
         "goals": goals,
     }
-    out = REPO / "bench" / "results" / "deploy.json"
-    # One file for every profile measured: a run replaces its own profile's entry and keeps the others.
-    doc: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
     doc.update({
         "bench": "deploy",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
@@ -337,7 +366,7 @@ def main() -> None:
     doc.setdefault("profiles", {})[args.profile] = entry
     if not args.no_render:
         doc["render"] = {"date": entry["date"], **run_render()}
-    entry["wall_s"] = round(time.time() - started, 1)
+    entry["wall_s"] = round(time.time() - started, 1) + sum(x["wall_s"] for x in entry["sessions"][:-1])
     out.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     print(json.dumps(goals, indent=1))
     print("wrote", out)

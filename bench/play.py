@@ -12,16 +12,22 @@ earlier case, the bench takes the lab down and up again (the hosts' private /etc
 lives under the state dir, so `lab down`/`lab up` gives fresh hosts). A "no-change" case runs on baselined hosts
 (the bench runs a first case before it if none ran yet).
 
-Measured per case: wall time; CPU (user+sys) of the ansible process tree (ansible-playbook, its forks, ssh);
-machine-wide busy CPU seconds over the case (adds the hosts' side: the modules' Python under each lab sshd — and
-whatever other users of the machine did meanwhile, hence the load figures); peak summed RSS of the ansible
-process tree (sampled every second); the 1-minute load average at start, end and its peak.
+Measured per case: wall time; CPU (user+sys) of three parts, all on this machine:
+  ansible_tree_cpu_s  the ansible process tree we wait for (ansible-playbook, its forks, the per-task ssh clients);
+  ssh_masters_cpu_s   the SSH ControlPersist masters of the run (they daemonize out of our tree; found by their
+                      ControlPath under our state dir) — plain Ansible's connections, ~0 with mitogen;
+  hosts_sshd_cpu_s    the host side: the lab hosts' sshd and what it ran (module Python per task for plain
+                      Ansible, one mitogen interpreter per host) — counted once the sessions ended;
+machine-wide busy CPU seconds over the case (the three above plus whatever other users of the machine did
+meanwhile, hence the load figures); peak summed RSS of the ansible process tree (sampled every second); the
+1-minute load average at start, end and its peak.
 
 The lab lock is held for the whole session; --max-lock-s bounds it: a case that does not fit (estimated from the
 cases measured so far) is skipped and recorded as skipped, and the running case is stopped at the limit.
 
     python bench/play.py --cases default-first,default-nochange,m-f5-nochange [--max-lock-s 1380] [--end-by HH:MM]
-Results are merged into bench/results/play.json under "full_129" (one entry per case, newest kept).
+Results are merged into bench/results/play.json under "full_129" (one entry per case, newest kept; a run with
+failed or unreachable hosts goes to "invalid_runs", kept but not a figure).
 Needs root and no other lab running (it takes the tests' lab lock).
 """
 
@@ -52,6 +58,7 @@ LOCK = Path("/tmp/lt-lab-tests.lock")
 PLAYBOOK = REPO / "playbooks" / "baseline.yml"
 CLK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
+CONNECT_TIMEOUT_S = 30
 
 
 
@@ -85,6 +92,22 @@ def parse_case(name: str) -> tuple[str, str, dict[str, Any]]:
     return (label, phase, opts)
 
 
+def prior_walls(out: Path, n: int) -> dict[str, float]:
+    """Full-run wall times of earlier sessions (bench/results/play.json "full_129"), keyed like the estimates
+    ("phase/mitogen?"): without them a mitogen case after a plain one was estimated from the plain wall time
+    (~3x too long) and skipped for lack of lock time."""
+    try:
+        cases = json.loads(out.read_text()).get("full_129", {}).get("cases", {})
+    except (OSError, ValueError):
+        return {}
+    prior: dict[str, float] = {}
+    for c in cases.values():
+        if c.get("hosts") == n and not c.get("failed") and not c.get("unreachable"):
+            key = f"{c['phase']}/{str(c['strategy']).startswith('mitogen')}"
+            prior[key] = max(prior.get(key, 0.0), float(c["wall_s"]))
+    return prior
+
+
 def cli(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run([CONFTOOL, *args], capture_output=True, text=True, env=env, timeout=timeout, cwd=REPO)
 
@@ -102,15 +125,57 @@ def machine_busy_s() -> float:
     return (sum(v[:8]) - v[3] - v[4]) / CLK
 
 
-class TreeSampler(threading.Thread):
-    """Peak summed RSS of this process's descendants and the peak 1-minute load, sampled every second."""
+def lab_sshd_cpu_s() -> float:
+    """CPU seconds of the lab hosts' sshd process trees since the lab came up: the host side of a run — the
+    module Python that plain Ansible starts per task, or mitogen's one interpreter per host. Sums own + reaped
+    children's time over every live process under each host's sshd listener (a process's exited children are in
+    its cutime/cstime, its live ones are summed separately), so sessions still open (ControlPersist) count too."""
+    parent: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    roots: set[int] = set()
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            st = Path(f"/proc/{d}/stat").read_text()
+            f = st[st.rindex(")") + 2:].split()
+            pid = int(d)
+            parent[pid] = int(f[1])
+            ticks[pid] = sum(int(x) for x in f[11:15])  # utime stime cutime cstime
+            if st[st.index("(") + 1:st.rindex(")")] == "sshd" and \
+                    b"lt_sshd_config" in Path(f"/proc/{d}/cmdline").read_bytes():
+                roots.add(pid)
+        except (OSError, ValueError):
+            continue
+    total = 0
+    for pid, t in ticks.items():
+        p, hops = pid, 0
+        while p > 1 and hops < 32:
+            if p in roots:
+                total += t
+                break
+            p = parent.get(p, 0)
+            hops += 1
+    return total / CLK
 
-    def __init__(self) -> None:
+
+class TreeSampler(threading.Thread):
+    """Peak summed RSS of this process's descendants and the peak 1-minute load, sampled every second; also the
+    CPU of the SSH ControlPersist masters of our runs (plain Ansible): they daemonize out of our process tree, so
+    os.times() never counts them — they are found by their ControlPath under our state dir."""
+
+    def __init__(self, state: Path | None = None) -> None:
         super().__init__(daemon=True)
         self.stop = threading.Event()
         self.peak_rss = 0
         self.peak_load = 0.0
         self.peak_procs = 0
+        self.state = str(state).encode() if state else None
+        self.ssh_masters: dict[int, int] = {}  # pid -> last seen utime+stime (ticks)
+
+    @property
+    def ssh_masters_cpu_s(self) -> float:
+        return sum(self.ssh_masters.values()) / CLK
 
     def sample(self) -> None:
         me = os.getpid()
@@ -124,6 +189,9 @@ class TreeSampler(threading.Thread):
                 fields = st[st.rindex(")") + 2:].split()
                 parent[int(d)] = int(fields[1])
                 rss[int(d)] = int(fields[21]) * PAGE
+                if self.state and fields[1] == "1" and st[st.index("(") + 1:st.rindex(")")] == "ssh" \
+                        and self.state in Path(f"/proc/{d}/cmdline").read_bytes():
+                    self.ssh_masters[int(d)] = int(fields[11]) + int(fields[12])
             except (OSError, ValueError, IndexError):
                 continue
         total, n = 0, 0
@@ -148,10 +216,11 @@ class TreeSampler(threading.Thread):
 def case(inv: Any, hosts: list[Any], state: Path, name: str, time_left: float) -> dict[str, Any]:
     label, phase, opts = parse_case(name)
     opts.pop("hosts", None)
-    o = PlayOptions(**opts, job_timeout_s=max(60, int(time_left)))
+    # connect timeout 30 s (default 10): at load 38, 11 of 129 mitogen connections timed out at 10 s (15:04 run)
+    o = PlayOptions(**opts, connect_timeout_s=CONNECT_TIMEOUT_S, job_timeout_s=max(60, int(time_left)))
     load0 = os.getloadavg()
-    c0, m0, t0 = tree_cpu_s(), machine_busy_s(), time.monotonic()
-    sampler = TreeSampler()
+    c0, m0, l0, t0 = tree_cpu_s(), machine_busy_s(), lab_sshd_cpu_s(), time.monotonic()
+    sampler = TreeSampler(state)
     sampler.start()
     try:
         rep = run_play(inv, PLAYBOOK, hosts, o, state_dir=state, lab=True)
@@ -161,11 +230,15 @@ def case(inv: Any, hosts: list[Any], state: Path, name: str, time_left: float) -
     if rep.runner_status == "canceled":  # Ctrl-C reached ansible-runner: stop the bench (and take the lab down)
         raise KeyboardInterrupt
     wall, cpu, busy = time.monotonic() - t0, tree_cpu_s() - c0, machine_busy_s() - m0
+    sampler.sample()
+    lab_cpu = lab_sshd_cpu_s() - l0
     s = rep.summary()
     out: dict[str, Any] = {
         "case": label, "id": name, "phase": phase, "hosts": len(hosts), "forks": o.forks, "strategy": o.strategy,
-        "pipelining": o.pipelining, "runner_status": rep.runner_status, "wall_s": round(wall, 1),
+        "pipelining": o.pipelining,
+        "connect_timeout_s": o.connect_timeout_s, "runner_status": rep.runner_status, "wall_s": round(wall, 1),
         "s_per_host": round(wall / max(1, len(hosts)), 2), "ansible_tree_cpu_s": round(cpu, 1),
+        "ssh_masters_cpu_s": round(sampler.ssh_masters_cpu_s, 1), "hosts_sshd_cpu_s": round(lab_cpu, 1),
         "machine_busy_cpu_s": round(busy, 1), "machine_cpu_utilisation": round(busy / wall / (os.cpu_count() or 1), 2),
         "peak_rss_mb": round(sampler.peak_rss / 2**20), "peak_processes": sampler.peak_procs,
         "load_1m": {"start": round(load0[0], 1), "peak": round(sampler.peak_load, 1),
@@ -259,6 +332,7 @@ def main() -> int:
             n = len(rooms)
             fresh_from = 0  # rooms[:fresh_from] were baselined by a first case; the rest are fresh
             walls: dict[str, float] = {}
+            prior = prior_walls(Path(args.out), n)
             for name in names:
                 _, phase, opts = parse_case(name)
                 k = int(opts.get("hosts", n))
@@ -266,8 +340,11 @@ def main() -> int:
                 mitogen = str(opts.get("strategy", DEFAULT_STRATEGY)).startswith("mitogen")
                 # plain Ansible took ~4x mitogen's time on the small lab: estimate from what ran so far
                 key = f"{phase}/{mitogen}"
-                est = walls.get(key) or max(walls.values(), default=0.0) * (1.3 if phase == "first" else 1.0)
-                if key not in walls and not mitogen and any(w.endswith("True") for w in walls):
+                other = f"{'first' if phase == 'no-change' else 'no-change'}/{mitogen}"  # same strategy
+                est = walls.get(key) or prior.get(key) or walls.get(other) or prior.get(other) or max(
+                    walls.values(), default=0.0) * (1.3 if phase == "first" else 1.0)
+                if not any(k in walls or k in prior for k in (key, other)) and not mitogen and any(
+                        w.endswith("True") for w in walls):
                     est *= 4
                 est *= k / max(1, n)
                 est += 45 if need_fresh else 0
@@ -301,7 +378,10 @@ def main() -> int:
     doc: dict[str, Any] = json.loads(out.read_text()) if out.is_file() else {"bench": "play"}
     full = doc.setdefault("full_129", {"cases": {}, "sessions": []})
     for r in results:
-        full["cases"][r["id"]] = r
+        if r["failed"] or r["unreachable"] or r["runner_status"] != "successful":
+            full.setdefault("invalid_runs", []).append({**r, "valid": False})  # not a figure: kept, not used
+        else:
+            full["cases"][r["id"]] = r
     full["sessions"].append({
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "profile": args.profile,
         "meeting_room_hosts": n, "cases": [r["id"] for r in results], "skipped": skipped, "lab_cycles": lab_cycles,

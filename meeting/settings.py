@@ -56,6 +56,9 @@ class Settings:
     recording_retention_days: int = 90  # LIENTHONG_RECORDING_RETENTION_DAYS; files older are purged
     turn_urls: tuple[str, ...] = ()  # LIENTHONG_TURN_URLS, comma-separated turn: URIs handed to clients
     turn_secret_ref: str | None = None  # LIENTHONG_TURN_SECRET_REF: env:/vault: reference to coturn's auth secret
+    sfu_workers: int = 0
+    """LIENTHONG_SFU_WORKERS: SFU worker processes that take the room agents' subscriptions (meeting.media.shards);
+    0 = every site on the one SFU in the server process."""
     turn_ttl_s: int = 12 * 3600  # lifetime of the TURN credentials the server hands out
 
     def recordings_path(self) -> Path:
@@ -81,5 +84,6 @@ class Settings:
             recording_retention_days=int(os.environ.get("LIENTHONG_RECORDING_RETENTION_DAYS") or 90),
             turn_urls=tuple(u.strip() for u in os.environ.get("LIENTHONG_TURN_URLS", "").split(",") if u.strip()),
             turn_secret_ref=os.environ.get("LIENTHONG_TURN_SECRET_REF") or None,
+            sfu_workers=int(os.environ.get("LIENTHONG_SFU_WORKERS") or 0),
         )
         return replace(s, **overrides) if overrides else s

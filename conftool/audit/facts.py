@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 from conftool.inventory import Device, Site
 
 logger = logging.getLogger(__name__)
+
 
 
 class FactParseError(ValueError):
@@ -249,6 +251,10 @@ def gather(site: Site, device: Device, params: dict[str, Any], names: Iterable[s
         conn = ConnectHandler(**params)
         if params.get("secret") and not conn.check_enable_mode():
             conn.enable()  # IOS users below privilege 15 land in user EXEC
+        # The full prompt, read ONCE per session: Netmiko's default re-reads it before every command (one more
+        # round trip each), and its shortcut without that (`auto_find_prompt=False`) waits for the bare hostname,
+        # which `show running-config` contains ("hostname rt-…"): the config came back cut short, a false drift.
+        prompt = re.escape(conn.find_prompt().strip())
     except NetmikoAuthenticationException:
         out.error = f"SSH authentication failed for {params.get('username')}@{params.get('host')}"
     except (TimeoutError, NetmikoTimeoutException, SSHException, OSError, EOFError) as exc:
@@ -264,7 +270,7 @@ def gather(site: Site, device: Device, params: dict[str, Any], names: Iterable[s
             texts: list[str] = []
             for one in cmds:
                 try:
-                    texts.append(str(conn.send_command(one, read_timeout=timeout)))
+                    texts.append(str(conn.send_command(one, read_timeout=timeout, expect_string=prompt)))
                 except Exception as exc:
                     out.error = f"`{one}` failed: {exc.__class__.__name__}: {_short(exc)}"
                     break

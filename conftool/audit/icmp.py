@@ -9,6 +9,10 @@ per-run token in the payload, and reads the receive time the kernel stamped on e
 busy process delays neither the measured RTT nor the jitter. The 420 bursts of the full province take about nine
 seconds, beside the SSH sessions.
 
+A burst that lost probes while this machine's kernel dropped packets itself (full ARP table, input backlog,
+our socket's queue: `conftool.audit.kernel`) is sent once more and, if still disturbed, flagged so the audit
+reports `error` instead of judging the link.
+
 It runs as its own process (`python -m conftool.audit.icmp`, JSON on stdin/stdout) so that the audit's SSH
 threads never hold the interpreter lock while a probe is due. Needs root (raw sockets; entering a lab
 namespace); without root the audit keeps using iputils `ping` (`conftool.audit.probes`).
@@ -16,6 +20,7 @@ namespace); without root the audit keeps using iputils `ping` (`conftool.audit.p
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -29,7 +34,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from conftool.audit.kernel import drop_counters, moved
+
 CLONE_NEWNET = 0x40000000
+SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)  # each reply carries how many packets our socket dropped
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 SCM_TIMESTAMPNS = SO_TIMESTAMPNS
 ICMP_FILTER = 1  # SOL_RAW option: a bit set = that ICMP type is NOT delivered to the socket
@@ -53,10 +61,14 @@ class Burst:
     rtts_ms: dict[int, float] = field(default_factory=dict)  # seq -> RTT of its first reply
     sent: int = 0
     error: str | None = None
+    # our own kernel's drop counters that grew while this burst lost probes: its loss may be ours (kernel.py)
+    disturbed: dict[str, int] = field(default_factory=dict)
+    retried: bool = False
 
     def result(self) -> dict[str, Any]:
         rtts = [self.rtts_ms[s] for s in sorted(self.rtts_ms)]  # in sending order, as jitter needs
-        return {"key": self.key, "sent": self.sent, "received": len(rtts), "rtts_ms": rtts, "error": self.error}
+        return {"key": self.key, "sent": self.sent, "received": len(rtts), "rtts_ms": rtts, "error": self.error,
+                "disturbed": self.disturbed, "retried": self.retried}
 
 
 def checksum(data: bytes) -> int:
@@ -91,30 +103,32 @@ def parse_reply(packet: bytes, token: int) -> tuple[int, int, int] | None:
     return ident, seq, sent_ns
 
 
-def _raw_socket() -> socket.socket:
+def _raw_socket(rcvbuf: int = RCVBUF) -> socket.socket:
     s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
     try:
-        s.setsockopt(socket.SOL_SOCKET, 33, RCVBUF)  # SO_RCVBUFFORCE (root): above net.core.rmem_max
+        s.setsockopt(socket.SOL_SOCKET, 33, rcvbuf)  # SO_RCVBUFFORCE (root): above net.core.rmem_max
     except OSError:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     try:
         s.setsockopt(socket.SOL_SOCKET, 32, SNDBUF)  # SO_SNDBUFFORCE (root)
     except OSError:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SNDBUF)
     s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    with contextlib.suppress(OSError):  # old kernels: the socket's own drops are then not seen
+        s.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
     s.setsockopt(SOL_RAW, ICMP_FILTER, struct.pack("I", ~(1 << ECHO_REPLY) & 0xFFFFFFFF))
     s.setblocking(False)
     return s
 
 
-def open_socket(netns: str | None) -> socket.socket:
+def open_socket(netns: str | None, rcvbuf: int = RCVBUF) -> socket.socket:
     """A raw ICMP socket living in `netns` (a named `ip netns`), created from a short-lived thread.
 
     A socket stays in the namespace it was created in; `setns` changes only the calling thread, so the thread
     that entered the namespace simply ends and the process never leaves its own.
     """
     if netns is None:
-        return _raw_socket()
+        return _raw_socket(rcvbuf)
     box: dict[str, Any] = {}
 
     def enter() -> None:
@@ -127,7 +141,7 @@ def open_socket(netns: str | None) -> socket.socket:
                     raise OSError(err, f"setns into {netns}: {os.strerror(err)}")
             finally:
                 os.close(fd)
-            box["sock"] = _raw_socket()
+            box["sock"] = _raw_socket(rcvbuf)
         except OSError as exc:
             box["error"] = exc
 
@@ -143,7 +157,7 @@ PARALLEL = 48  # links probed at the same moment: 4 800 probes/s (+ replies), wh
 
 
 def run_bursts(bursts: list[Burst], count: int, interval: float, wait: float,
-               parallel: int = PARALLEL) -> list[Burst]:
+               parallel: int = PARALLEL, rcvbuf: int = RCVBUF) -> list[Burst]:
     """Send `count` probes `interval` apart to every burst's address, then wait up to `wait` s for late replies.
 
     Why at most `parallel` links at once: every probe and reply crosses the kernel's per-CPU input backlog (1 000
@@ -152,13 +166,15 @@ def run_bursts(bursts: list[Burst], count: int, interval: float, wait: float,
     run beside the SSH sessions, so the waves cost no wall time.
     """
     token = int.from_bytes(os.urandom(4), "big")
+    counters0 = drop_counters()
+    overflow: dict[int, int] = {}  # socket fd -> packets it dropped (SO_RXQ_OVFL, cumulative per socket)
     socks: dict[str | None, socket.socket] = {}
     failed: dict[str | None, str] = {}
     by_ns: dict[str | None, dict[int, Burst]] = {}
     for b in bursts:
         if b.netns not in socks and b.netns not in failed:
             try:
-                socks[b.netns] = open_socket(b.netns)
+                socks[b.netns] = open_socket(b.netns, rcvbuf)
             except OSError as exc:
                 failed[b.netns] = f"cannot probe from {b.netns or 'this machine'}: {exc.strerror or exc}"
         if b.netns in failed:
@@ -212,19 +228,61 @@ def run_bursts(bursts: list[Burst], count: int, interval: float, wait: float,
         due = schedule[nxt][0] + t0 if not done_sending else end
         timeout_ms = 1 if busy else max(0, int((due - time.monotonic()) * 1000))
         for fd, _ in poller.poll(timeout_ms):
-            _drain(socks[fd_ns[fd]], by_ns.get(fd_ns[fd], {}), token)
+            _drain(socks[fd_ns[fd]], by_ns.get(fd_ns[fd], {}), token, overflow)
     for ns, s in socks.items():
-        _drain(s, by_ns.get(ns, {}), token)  # what arrived while we were deciding to stop
+        _drain(s, by_ns.get(ns, {}), token, overflow)  # what arrived while we were deciding to stop
         s.close()
+    deltas = moved(counters0, drop_counters())
+    if sum(overflow.values()):
+        deltas["socket_drops"] = sum(overflow.values())
+    for b in live:
+        b.disturbed = suspect(deltas, b.sent, len(b.rtts_ms))
     return bursts
 
 
-def _drain(sock: socket.socket, ids: dict[int, Burst], token: int) -> None:
+def suspect(deltas: dict[str, int], sent: int, received: int) -> dict[str, int]:
+    """The own-drop counters that may explain a burst's loss (empty: its loss, if any, is the link's).
+
+    A burst that lost nothing is valid whatever else happened. A full ARP table or our socket's overflow
+    explains any loss. Input-backlog drops are common on a busy machine and not ours alone, so they explain
+    only a partial loss no larger than them: a link that answered nothing is not excused by them.
+    """
+    lost = sent - received
+    if lost <= 0:
+        return {}
+    return {k: n for k, n in deltas.items() if k != "backlog_drops" or (received > 0 and n >= lost)}
+
+
+def probe_all(bursts: list[Burst], count: int, interval: float, wait: float, parallel: int = PARALLEL,
+              retries: int = 1, rcvbuf: int = RCVBUF) -> list[Burst]:
+    """`run_bursts`, then the bursts that lost probes while this machine dropped packets itself are sent again.
+
+    A retry runs at half the parallelism, so it takes less of the machine. Whatever the last attempt measured
+    is kept; if it is still disturbed it says so (`disturbed`), and the audit reports `error`, never `fail`.
+    """
+    done = run_bursts(bursts, count, interval, wait, parallel, rcvbuf)
+    for _ in range(retries):
+        again = [b for b in done if b.disturbed and b.error is None]
+        if not again:
+            break
+        fresh = run_bursts([Burst(b.key, b.address, b.netns) for b in again], count, interval, wait,
+                           max(1, parallel // 2), rcvbuf)
+        by_key = {b.key: b for b in fresh}
+        for b in fresh:
+            b.retried = True
+        done = [by_key.get(b.key, b) for b in done]
+    return done
+
+
+def _drain(sock: socket.socket, ids: dict[int, Burst], token: int, overflow: dict[int, int]) -> None:
     while True:
         try:
-            data, anc, _flags, _addr = sock.recvmsg(256, socket.CMSG_SPACE(16))
+            data, anc, _flags, _addr = sock.recvmsg(256, socket.CMSG_SPACE(16) + socket.CMSG_SPACE(4))
         except (BlockingIOError, InterruptedError):
             return
+        for level, typ, val in anc:
+            if level == socket.SOL_SOCKET and typ == SO_RXQ_OVFL and len(val) >= 4:
+                overflow[sock.fileno()] = max(overflow.get(sock.fileno(), 0), struct.unpack("I", val[:4])[0])
         got = parse_reply(data, token)
         if got is None:
             continue
@@ -245,10 +303,12 @@ def bursts_from(doc: dict[str, Any]) -> list[Burst]:
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    """stdin: {"count", "interval", "wait", "targets": [{"key", "address", "netns"}]}; stdout: {"results": […]}."""
+    """stdin: {"count", "interval", "wait", "targets": [{"key", "address", "netns"}], optional "parallel",
+    "retries", "rcvbuf"}; stdout: {"results": […]} (each with `disturbed`: our kernel's drop counters that grew)."""
     doc = json.load(sys.stdin)
-    bursts = run_bursts(bursts_from(doc), int(doc["count"]), float(doc["interval"]), float(doc["wait"]),
-                        int(doc.get("parallel", PARALLEL)))
+    bursts = probe_all(bursts_from(doc), int(doc["count"]), float(doc["interval"]), float(doc["wait"]),
+                       int(doc.get("parallel", PARALLEL)), int(doc.get("retries", 1)),
+                       int(doc.get("rcvbuf", RCVBUF)))
     json.dump({"results": [b.result() for b in bursts]}, sys.stdout)
     return 0
 

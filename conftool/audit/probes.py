@@ -18,6 +18,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from conftool.audit.kernel import explain
 from conftool.inventory import LinkKind, Site
 
 logger = logging.getLogger(__name__)
@@ -53,6 +54,9 @@ class ProbeResult:
     received: int
     rtts_ms: list[float] = field(default_factory=list)
     error: str | None = None  # the probe could not run at all (no ping, bad namespace)
+    # why its loss may be this machine's own (conftool.audit.kernel), even after a retry; None: a valid burst
+    disturbed: str | None = None
+    retried: bool = False
 
     @property
     def up(self) -> bool:
@@ -76,9 +80,14 @@ class ProbeResult:
 
     def data(self) -> dict[str, Any]:
         """The metrics every consumer reads (`latest_for_sites`, reports): up, rtt_ms, loss_pct, jitter_ms."""
-        return {"up": self.up, "rtt_ms": self.rtt_ms, "loss_pct": self.loss_pct, "jitter_ms": self.jitter_ms,
-                "sent": self.sent, "received": self.received, "target": self.target.address,
-                "from": self.target.source}
+        out = {"up": self.up, "rtt_ms": self.rtt_ms, "loss_pct": self.loss_pct, "jitter_ms": self.jitter_ms,
+               "sent": self.sent, "received": self.received, "target": self.target.address,
+               "from": self.target.source}
+        if self.retried:
+            out["retried"] = True
+        if self.disturbed:
+            out["disturbed"] = self.disturbed
+        return out
 
 
 def parse_ping(text: str) -> tuple[int, int, list[float]]:
@@ -170,7 +179,8 @@ async def burst_all(targets: list[ProbeTarget], timeout: float) -> list[ProbeRes
            "targets": [{"key": str(i), "address": t.address, "netns": t.netns} for i, t in enumerate(targets)]}
     from conftool.audit.icmp import PARALLEL
 
-    budget = -(-len(targets) // PARALLEL) * count * interval + WAIT_S + timeout
+    # the waves, a retry of every burst at half the parallelism in the worst case, the last replies' waits
+    budget = 3 * -(-len(targets) // PARALLEL) * count * interval + 2 * WAIT_S + timeout
     try:
         proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "conftool.audit.icmp",
                                                     stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
@@ -200,7 +210,8 @@ async def burst_all(targets: list[ProbeTarget], timeout: float) -> list[ProbeRes
             out_list.append(ProbeResult(t, 0, 0, error="the prober gave no result"))
         else:
             out_list.append(ProbeResult(t, int(r["sent"]), int(r["received"]), [float(x) for x in r["rtts_ms"]],
-                                        error=r.get("error")))
+                                        error=r.get("error"), disturbed=explain(r.get("disturbed") or {}),
+                                        retried=bool(r.get("retried"))))
     return out_list
 
 

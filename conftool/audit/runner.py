@@ -23,6 +23,7 @@ from conftool.audit import facts as factmod
 from conftool.audit import hostfacts
 from conftool.audit.context import SiteContext
 from conftool.audit.errors import AuditError
+from conftool.audit.kernel import drop_counters, explain, moved
 from conftool.audit.probes import ProbeResult, ProbeTarget, burst_all, direct_targets, lab_targets
 from conftool.audit.registry import Check
 from conftool.audit.results import Finding, RunRecord, Status, utcnow
@@ -85,6 +86,7 @@ class Auditor:
 
     def __post_init__(self) -> None:
         self._t0 = time.monotonic()
+        self._drops0 = drop_counters()
         self._procs: SessionPool | None = None
         self._sessions = asyncio.Semaphore(self.max_sessions)
         self.renderer = Renderer(self.inv)
@@ -175,6 +177,7 @@ class Auditor:
                 self.on_site(site, skipped)
             return skipped
         ctx = SiteContext(inv=self.inv, site=site, rules=self.rules, options={"renderer": self.renderer})
+        # our own kernel dropped packets since the run started: a session that could not connect is not judged
         routers = site.routers if self.fact_names else []
         hosts = [d for d in site.hosts if d.platform == "linux" and d.managed] if self.want_hosts else []
         if self.target.mode == "lab" and hosts:
@@ -189,6 +192,9 @@ class Auditor:
         ctx.probes.update((await probing)[index])
         ctx.facts.update({f.hostname: f for f in dev_facts})
         ctx.host_facts.update({f.hostname: f for f in host_facts})
+        # only the ARP table: SSH retransmits what a busy input backlog drops, but no neighbour = no session
+        ctx.options["disturbed"] = explain({k: n for k, n in moved(self._drops0, drop_counters()).items()
+                                            if k == "arp_table_full"})
         out: list[Finding] = []
         t_checks = time.perf_counter()
         for c in self.checks:
@@ -214,6 +220,7 @@ class Auditor:
         """
         started = utcnow()
         t0 = self._t0 = time.monotonic()
+        self._drops0 = drop_counters()
         sites = list(self.selection.sites)
         n_routers = sum(len(s.routers) + (len(s.hosts) if self.want_hosts else 0) for s in sites)
         workers = max(1, min(self.max_sessions, n_routers))

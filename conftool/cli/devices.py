@@ -79,7 +79,8 @@ def deploy_cmd(
     workers: Annotated[int, typer.Option("--workers", min=1, max=256, help="Devices in parallel")] = 32,
     canary: Annotated[int, typer.Option("--canary", min=0, help="Deploy N sites first; stop if any fails")] = 0,
     confirm_seconds: Annotated[int, typer.Option("--confirm-timeout", min=10, max=900,
-                                                 help="Commit-confirm window before the device restores")] = 45,
+                                                 help="Commit-confirm window (s) before the device restores; "
+                                                 "IOS rounds it up to whole minutes")] = 45,
     inventory: InventoryOpt = None,
     site: SiteOpt = None,
     json_out: JsonOpt = False,

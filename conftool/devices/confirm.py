@@ -13,15 +13,23 @@ if it still reaches the device after the change), the device restores the config
   the change. An established session can outlive a change that blocks every new one (a route or filter that
   only hits new flows), so the old connection proves nothing; a bare TCP connect would not prove that sshd
   and the login still work. If that new login fails, nothing confirms, and the device restores itself.
-* Cisco IOS has ``configure terminal revert timer N`` / ``configure confirm`` (the archive feature), but it is
-  NOT driven yet: the IOS emulator the tests use has no archive/revert, so it could not be tested honestly.
-* Platforms without a guard we drive (cisco_ios, huawei_vrp, mikrotik_routeros today) deploy without one, and
-  deploy says so in the device's result.
+* Cisco IOS: the archive feature's Configuration Rollback Confirmed Change. Arming enters config mode with
+  ``configure terminal revert timer M`` (M minutes, the window rounded up; IOS archives the running config
+  then) and leaves it again; the change itself is sent in the ordinary config mode that follows. The confirm is
+  ``configure confirm`` over a NEW SSH login, after checking with ``show archive config rollback timer`` that
+  the timer still waits; unconfirmed, IOS rolls back to the archive when M minutes are over. It needs
+  ``archive`` with a ``path`` on the device: where the device answers that it has no such feature, deploy
+  goes on without a guard and says so (:class:`GuardUnavailable`). Tested against an emulated IOS whose
+  archive/revert behaviour is written in the test harness (tests/devices/fake_ios.py), not against real IOS.
+* Platforms without a guard we drive (huawei_vrp, mikrotik_routeros today) deploy without one, and deploy
+  says so in the device's result.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -30,9 +38,16 @@ from conftool.devices.session import DeviceError
 logger = logging.getLogger(__name__)
 
 
+class GuardUnavailable(DeviceError):
+    """The platform has a commit-confirm mechanism, but this device cannot use it; nothing was changed."""
+
+
 class Guard(Protocol):
     name: str
     session: Any  # the deploy's open connection, reused for arm/status; replaced after a reconnect
+
+    @property
+    def window_s(self) -> float: ...  # how long after arming the device restores by itself
 
     def arm(self, seconds: int) -> None: ...
 
@@ -72,6 +87,11 @@ class FrrWatchdog:
     params: dict[str, Any]
     session: Any = None
     name: str = "frr-watchdog"
+    seconds: int = 0
+
+    @property
+    def window_s(self) -> float:
+        return float(self.seconds)
 
     def _transport(self) -> Any:
         try:
@@ -110,6 +130,7 @@ class FrrWatchdog:
                 client.close()
 
     def arm(self, seconds: int) -> None:
+        self.seconds = int(seconds)
         out = self._exec(f"lt-confirm arm {int(seconds)}")
         if "armed" not in out:
             raise DeviceError(f"{self.params['host']}: device has no commit-confirm watchdog ({out[:80]!r})")
@@ -147,8 +168,77 @@ class FrrWatchdog:
         return self._exec("lt-confirm status")
 
 
+_IOS_PENDING = re.compile(r"Timer (type|value)", re.I)
+_IOS_IDLE = re.compile(r"No Rollback Confirmed Change pending", re.I)
+_IOS_ERROR = re.compile(r"^\s*%|Invalid input|Incomplete command|not (enabled|configured)", re.I | re.M)
+IOS_TIMER_SHOW = "show archive config rollback timer"
+
+
+@dataclass
+class IosRevertTimer:
+    """Cisco IOS Configuration Rollback Confirmed Change (``configure terminal revert timer`` / ``configure
+    confirm``), driven through the deploy's Netmiko session; the confirm goes over a new login."""
+
+    params: dict[str, Any]
+    session: Any = None
+    name: str = "ios-revert-timer"
+    minutes: int = 0
+
+    @property
+    def window_s(self) -> float:
+        return 60.0 * self.minutes
+
+    def _timer(self, conn: Any) -> str:
+        out = str(conn.send_command(IOS_TIMER_SHOW, read_timeout=20))
+        if _IOS_PENDING.search(out):
+            return "pending"
+        if _IOS_IDLE.search(out):
+            return "idle"
+        return "unsupported: " + (out.strip().splitlines() or ["no answer"])[-1][:80]
+
+    def arm(self, seconds: int) -> None:
+        state = self._timer(self.session)
+        if state.startswith("unsupported"):
+            raise GuardUnavailable(f"no rollback timer on the device (archive not configured?): {state[13:]}")
+        if state == "pending":
+            raise DeviceError(f"{self.params['host']}: another rollback-confirmed change is pending on the device")
+        self.minutes = max(1, math.ceil(seconds / 60))  # IOS counts the window in whole minutes
+        out = str(self.session.config_mode(config_command=f"configure terminal revert timer {self.minutes}"))
+        self.session.exit_config_mode()
+        if _IOS_ERROR.search(out) or self._timer(self.session) != "pending":
+            raise GuardUnavailable(f"the device did not arm its revert timer: {out.strip()[-80:]!r}")
+
+    def confirm_over_new_session(self) -> None:
+        """A NEW login (the management-path proof) checks the timer still waits, then confirms."""
+        from netmiko import ConnectHandler
+
+        try:
+            conn = ConnectHandler(**{k: v for k, v in self.params.items() if k != "session_log"})
+        except Exception as exc:
+            raise DeviceError(f"management path lost after the change (a new SSH session fails: "
+                              f"{type(exc).__name__})") from None
+        try:
+            if not conn.check_enable_mode():
+                conn.enable()
+            if self._timer(conn) != "pending":  # the timer fired: the device runs its archive, not our change
+                raise DeviceError("commit-confirm window over before the confirm (IOS revert timer not pending)")
+            conn.send_command("configure confirm", read_timeout=20)
+            if self._timer(conn) == "pending":
+                raise DeviceError(f"{self.params['host']}: `configure confirm` did not stop the revert timer")
+        finally:
+            conn.disconnect()
+
+    def confirm(self) -> None:
+        self.session.send_command("configure confirm", read_timeout=20)
+
+    def state(self) -> str:
+        return self._timer(self.session)
+
+
 def guard_for(platform: str, params: dict[str, Any], session: Any = None) -> Guard | None:
     """The commit-confirm mechanism for a platform, or None where the platform has none we drive."""
     if platform == "frr":
         return FrrWatchdog(params, session)
+    if platform == "cisco_ios":
+        return IosRevertTimer(params, session)
     return None

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from conftool.devices.backup import BackupRepo, strip_volatile
-from conftool.devices.confirm import Guard, guard_for
+from conftool.devices.confirm import Guard, GuardUnavailable, guard_for
 from conftool.devices.normalize import normalize, unified_diff
 from conftool.devices.plan import plan_text
 from conftool.devices.session import ERROR_PATTERN, DeviceError, Target, connect, netmiko_params, running_config
@@ -62,14 +62,16 @@ _CFG_ROUTE = re.compile(r"^ip route (\S+) (\S+)(?: (\d+))?\s*$", re.M)
 _RIB_STATIC = re.compile(r"^S\S*\s+(\S+) \[(\d+)/\d+\]", re.M)
 _NHT = re.compile(r"^(\d+\.\d+\.\d+\.\d+)\n\s+(resolved|unresolved)", re.M)
 SETTLE_STEP = 0.1  # seconds between two reads of zebra's state
+IOS_SETTLE_S = 1.0
 
 
 def _frr_static_settled(conn: Any, running: str) -> bool:
     """Every configured static route zebra can use is in its RIB, and no removed one is left.
 
-    staticd sends a route with a nexthop address only once zebra has resolved that nexthop (NHT), which after
-    a new interface address took seconds on the lab's FRR 8.4. A route whose nexthop is unresolved (its link
-    is down) is legitimately absent, so it is not waited for.
+    staticd sends a route with a nexthop address only once zebra has resolved that nexthop (NHT), and only
+    while it is connected to zebra (a staticd that lost that race at start retries 10 s later — the lab used to
+    start it so, see conftool/lab/router.py). A route whose nexthop is unresolved (its link is down) is
+    legitimately absent, so it is not waited for.
     """
     configured = {(p, int(d or 1)): nh for p, nh, d in _CFG_ROUTE.findall(running)}
     rib = {(p, int(d)) for p, d in _RIB_STATIC.findall(str(conn.send_command("show ip route static",
@@ -89,10 +91,16 @@ def settle(conn: Any, platform: str, limit: float, running: str = "") -> float:
 
     Routes reach the kernel asynchronously (staticd -> zebra -> dataplane thread -> netlink). On FRR: every
     usable configured static route is in zebra's RIB (`show ip route static`, `show ip nht`), then zebra's
-    dataplane route-update queue is empty and no update came in during one step. Other platforms, or an FRR
-    whose output we cannot parse, wait the whole ``limit``. Returns the wait.
+    dataplane route-update queue is empty and no update came in during one step. Cisco IOS: a short fixed
+    pause (IOS_SETTLE_S). Other platforms, or an FRR whose output we cannot parse, wait the whole ``limit``.
+    Returns the wait.
     """
     start = time.monotonic()
+    if platform == "cisco_ios":
+        # IOS applies a config line before it prints the next prompt (RIB and CEF included); a short pause lets
+        # the forwarding plane catch up before the new-login proof, without FRR's asynchronous pipeline.
+        time.sleep(min(limit, IOS_SETTLE_S))
+        return min(limit, IOS_SETTLE_S)
     if platform != "frr":
         time.sleep(limit)
         return limit
@@ -214,6 +222,9 @@ class DeviceDeploy:
             try:
                 with self._phase("arm"):
                     self.guard.arm(self.opts.confirm_seconds)
+            except GuardUnavailable as exc:  # nothing changed yet: deploy as without a guard, and say why
+                self.guard = None
+                guard_note = f" (no commit-confirm: {exc})"
             except DeviceError as exc:
                 return self._result("failed", f"commit-confirm could not be armed, nothing changed: {exc}",
                                     error=str(exc), commands=p.commands, diff=diff)
@@ -284,7 +295,7 @@ class DeviceDeploy:
         except Exception:
             logger.info("%s: cannot restore over SSH, waiting for the device-side watchdog", self.t.name)
         if not restored and self.guard is not None:
-            deadline = time.monotonic() + self.opts.confirm_seconds + 30
+            deadline = time.monotonic() + self.guard.window_s + 30
             while time.monotonic() < deadline and not restored:
                 time.sleep(3)
                 try:

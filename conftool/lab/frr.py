@@ -16,6 +16,8 @@ VTYSH = Path("/usr/bin/vtysh")
 # The daemons each router runs. Templates use static routing today; add "ospfd"/"bgpd" here when they need it.
 DAEMONS: tuple[str, ...] = ("zebra", "staticd")
 LIMIT_FDS = 256
+# zebra's API socket for its client daemons (FRR's default name, in the instance's run directory)
+ZSERV_SOCKET = "zserv.api"
 
 
 def bootstrap_config(r: RouterPlan) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from conftool.inventory import Inventory
-from conftool.lab import frr, host, impair, netns, router, services, sshd
+from conftool.lab import frr, host, impair, neigh, netns, router, services, sshd
 from conftool.lab.errors import LabError, LabNotRunning
 from conftool.lab.plan import ISP_NS, MGMT_BRIDGE, TSLCD_NS, LabPlan, build_plan, lab_prefixes
 from conftool.lab.procs import Recorder, kill_pids, stop
@@ -150,6 +150,8 @@ def _build(rec: Recorder, ldir: Path, plan: LabPlan) -> None:
         state.mounts.append(str(netns.NETNS_DIR))
     state.root_links = [MGMT_BRIDGE, *(r.root_if for r in plan.routers), *(h.root_if for h in plan.hosts)]
     state.save()
+    state.sysctls = neigh.raise_for(len(plan.routers) + len(plan.hosts))
+    state.save()
     netns.ip_batch(netns.root_batch(plan))
     netns.no_forwarding_from(MGMT_BRIDGE)
     netns.build_routers(plan)
@@ -201,6 +203,7 @@ def teardown(state: LabState) -> dict[str, int]:
     if leftovers:
         kill_pids(leftovers)
     netns.delete(names, state.root_links)
+    neigh.restore(state.sysctls)
     if state.mounts or state.created_dirs:
         netns.release_netns_dir(str(netns.NETNS_DIR) in state.mounts, str(netns.NETNS_DIR) in state.created_dirs)
     for f in state.files:

@@ -72,11 +72,17 @@ def start_frr(rec: Recorder, lab_dir: Path, r: RouterPlan, daemons: tuple[str, .
     """Start the FRR daemons, wait for their vty sockets, then load the saved config with `vtysh -b`."""
     rdir = router_dir(lab_dir, r)
     enter = enter_argv(rec.state, r)
+    run_frr = rdir / "run" / "frr"
     for d in daemons:
-        sock = rdir / "run" / "frr" / f"{d}.vty"
-        sock.unlink(missing_ok=True)
+        (run_frr / f"{d}.vty").unlink(missing_ok=True)
+    (run_frr / frr.ZSERV_SOCKET).unlink(missing_ok=True)
+    # zebra first, and its zserv socket listening, before any client daemon: a client (staticd) whose first
+    # connect fails retries only after 10 s (lib/zclient.c), so every static route would wait that long.
     for d in daemons:
         rec.spawn(enter + frr.daemon_argv(d, r), rdir / "log" / f"{d}.out", d, r.site)
+        if d == "zebra":  # zebra makes its vty socket after the zserv one is listening (zebra/main.c)
+            wait_for(lambda: (run_frr / frr.ZSERV_SOCKET).exists() and (run_frr / "zebra.vty").exists(),
+                     START_TIMEOUT, f"router {r.site} zebra start", rdir / "log" / "zebra.out")
     for sock in frr.vty_sockets(rdir, r, daemons):
         wait_for(sock.exists, START_TIMEOUT, f"router {r.site} {sock.stem} start", rdir / "log" / f"{sock.stem}.out")
     cp = run([*enter, str(frr.VTYSH), "-N", r.instance, "-b"], check=False)

@@ -89,6 +89,8 @@ class LabState:
     timings: dict[str, float] = field(default_factory=dict)
     # link emulation: {"backend": netem|forwarder, "profile": name|None, "links": {"SITE:KIND": params}}
     impair: dict[str, Any] = field(default_factory=dict)
+    # root-namespace kernel settings the lab changed, with their OLD values (restored at `down`): neigh.py
+    sysctls: dict[str, int] = field(default_factory=dict)
 
     def enter_argv(self, node: str, proc: str, what: str) -> list[str]:
         """Prefix that runs a command inside a node's network, mount and UTS namespaces, held by its ``proc``.
@@ -120,6 +122,7 @@ class LabState:
             "faults": self.faults,
             "timings": self.timings,
             "impair": self.impair,
+            "sysctls": self.sysctls,
         }
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(doc, indent=1, ensure_ascii=False))
@@ -141,7 +144,8 @@ class LabState:
                    processes=[ProcRecord(**p) for p in doc.get("processes", [])],
                    files=list(doc.get("files", [])), mounts=list(doc.get("mounts", [])),
                    created_dirs=list(doc.get("created_dirs", [])), faults=list(doc.get("faults", [])),
-                   timings=dict(doc.get("timings", {})), impair=dict(doc.get("impair", {})))
+                   timings=dict(doc.get("timings", {})), impair=dict(doc.get("impair", {})),
+                   sysctls={k: int(v) for k, v in doc.get("sysctls", {}).items()})
 
     # --- recording ---------------------------------------------------------------------------------
     def add_process(self, pid: int, name: str, node: str) -> ProcRecord:

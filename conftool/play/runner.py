@@ -96,6 +96,7 @@ class PlayReport:
     check: bool = False
     errors: list[str] = field(default_factory=list)  # run-level errors (no host involved)
     task_seconds: list[tuple[str, float]] = field(default_factory=list)  # wall time per task (linear strategy)
+    strategy: str = ""  # the Ansible strategy plugin the run used (mitogen_linear, linear, …): in --json
 
     @property
     def failed(self) -> bool:
@@ -104,7 +105,7 @@ class PlayReport:
     def summary(self) -> dict[str, Any]:
         counts = {s: sum(1 for r in self.results if r.status == s) for s in STATUSES}
         return {"playbook": self.playbook, "hosts": len(self.results), **counts, "check": self.check,
-                "elapsed_s": round(self.elapsed_s, 2), "errors": self.errors}
+                "strategy": self.strategy, "elapsed_s": round(self.elapsed_s, 2), "errors": self.errors}
 
 
 @contextlib.contextmanager
@@ -233,7 +234,7 @@ def run_play(inv: Inventory, playbook: Path, hosts: list[tuple[Site, Device]], o
             rc = int(r.rc) if r.rc is not None else -1
             report = PlayReport(playbook=playbook.stem, results=collector.results(), rc=rc,
                                 runner_status=str(r.status), elapsed_s=time.monotonic() - started,
-                                check=opts.check)
+                                check=opts.check, strategy=opts.strategy)
             ends = [t for _, t in collector.task_starts[1:]] + [time.monotonic()]
             report.task_seconds = [(name, round(end - t, 2)) for (name, t), end in zip(collector.task_starts, ends,
                                                                                         strict=True)]

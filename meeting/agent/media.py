@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 TESTSRC_SIZE = (320, 180)
 TESTSRC_FPS = 15
+UPLINK_STALL_S = 4.0
+"""Video packets sent must move within this while the uplink is open, else the connection is renewed."""
 
 
 class Gate(MediaStreamTrack):
@@ -119,6 +121,8 @@ class MediaSession:
         self._recorder: MediaRecorder | None = None
         self._player: MediaPlayer | None = None
         self._closed = False
+        self._video_sent: tuple[int, float] | None = None
+        """(video packets sent, when that count last moved): see :meth:`video_stalled`."""
         tracks, self._player = _source_tracks(source, self.live)
         tracks = [Gate(t, self.unmuted) if t.kind == "audio" else t for t in tracks]
         for track in tracks:
@@ -157,6 +161,26 @@ class MediaSession:
 
     def _open_uplink(self) -> None:
         (self.live.set if self.host or self.floor or self.rehearsing else self.live.clear)()
+
+    async def video_stalled(self, now: float) -> bool:
+        """True when the uplink should carry video but its packet count has not moved for ``UPLINK_STALL_S``.
+
+        aiortc's sender loop ends for good, without a word, when its track or transport raises once (and a hung
+        encoder call stops it too); audio on the same connection goes on, so the room's picture is gone while
+        everything looks connected. Seen under heavy load (the host hall's video stopped for every commune). The
+        runner answers a stall with a new connection.
+        """
+        sender = next((s for s in self.pc.getSenders() if s.track is not None and s.track.kind == "video"), None)
+        if sender is None or not self.live.is_set() or self.pc.connectionState != "connected":
+            self._video_sent = None
+            return False
+        stats = await sender.getStats()
+        sent = sum(int(getattr(x, "packetsSent", 0) or 0) for x in stats.values()
+                   if getattr(x, "type", "") == "outbound-rtp")
+        if self._video_sent is None or sent != self._video_sent[0]:
+            self._video_sent = (sent, now)
+            return False
+        return now - self._video_sent[1] > UPLINK_STALL_S
 
     async def rehearse(self, seconds: float) -> tuple[int, int]:
         """Publish camera + microphone for ``seconds``; returns (video frames, audio packets) received meanwhile."""

@@ -39,6 +39,8 @@ EventHook = Callable[[str, dict[str, Any]], None]
 PREFETCH_MIN_S = 5.0
 PREFETCH_MAX_S = 15.0
 HOST_LEAD_S = 10.0
+STALL_CHECK_S = 1.0
+"""How often a publishing room checks that its video still leaves (MediaSession.video_stalled)."""
 GIVE_UP_CODES = {4403, 4404, 4410}
 """Close codes after which this meeting is not retried (not invited, no such meeting, cancelled)."""
 OVER_CODES = {4412: "removed", 4413: "ended"}
@@ -306,6 +308,7 @@ class Agent:
         self.sessions += 1
         self.status = "in_meeting"
         connected = receiving = False
+        next_check = time.monotonic() + STALL_CHECK_S
         while True:
             left = (slot.end - datetime.now(UTC)).total_seconds()
             if left <= 0:
@@ -322,6 +325,10 @@ class Agent:
             state = media.pc.connectionState
             if state == "failed":
                 raise _Dropped("ICE failed")
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + STALL_CHECK_S
+                if await media.video_stalled(time.monotonic()):
+                    raise _Dropped("video uplink stalled")
             if state == "connected" and not connected:
                 connected = True
                 self._backoff.reset()

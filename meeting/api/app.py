@@ -19,6 +19,7 @@ from meeting.api.middleware import AccessLog, BodyLimit
 from meeting.api.routes import agents, health, meetings, sites, users, ws
 from meeting.db import make_engine, make_sessionmaker, redact_url
 from meeting.media.sfu import Sfu
+from meeting.media.shards import ShardedSfu
 from meeting.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,8 @@ def create_app(settings: Settings, *, run_migrations: bool = True, reminders: bo
 
             scheduler = ReminderScheduler(app.state.sessions, settings)
             await scheduler.start()
-        sfu = app.state.sfu = Sfu()  # explicit ICE servers only: meeting.media.sfu.rtc_configuration()
+        # explicit ICE servers only: meeting.media.sfu.rtc_configuration(); workers: meeting.media.shards
+        sfu = app.state.sfu = ShardedSfu(settings.sfu_workers) if settings.sfu_workers > 0 else Sfu()
         await sfu.start()
         ws.prepare_media(app.state.sessions)
         logger.info("meeting service ready on %s", redact_url(settings.db_url))

@@ -155,6 +155,8 @@ class WorkerProcess:
         self.proc: asyncio.subprocess.Process | None = None
         self._replies: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._pump: asyncio.Task[None] | None = None
+        self.state: dict[str, Any] | None = None
+        """The worker's last periodic ``state`` event, if it sends them."""
 
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
@@ -185,6 +187,8 @@ class WorkerProcess:
                 group = self.groups.get(doc["peer"])
                 if group is not None:
                     await group.write(doc)
+            elif doc.get("event") == "state":  # the worker's periodic unsolicited state: not a reply
+                self.state = doc
             else:
                 await self._replies.put(doc)
 

@@ -10,7 +10,14 @@ encodes a decoded frame or *packs* an ``av.Packet``. This module replaces exactl
   REMB and receiver reports stay aiortc's own.
 * :func:`prime_sender` puts a :class:`PassthroughPacker` where the sender keeps its encoder, so ``get_encoder``
   is never called and ``encode`` can never run; ``pack`` reuses aiortc's own payloaders (which create no FFmpeg
-  context). It also routes the subscriber's PLI/FIR to our callback instead of the unused "force keyframe" flag.
+  context). It also routes the subscriber's PLI/FIR to our callback instead of the unused "force keyframe" flag,
+  and (with :data:`FAST_SEND`) runs :func:`_forward_rtp` instead of aiortc's send loop: the same RTP on the wire,
+  but what aiortc does per packet that only changes per frame (two NTP clock reads through ``datetime``, the
+  header-extension block, debug-log calls, sender-report counters) is done once per frame (and the NTP time
+  without ``datetime``), and a packet on a
+  plain UDP candidate pair goes SRTP-protect → ``sendto`` without aiortc's and aioice's four coroutine layers
+  (``_send_rtp`` → ``Connection.send`` → ``sendto`` → ``StunProtocol.send_data``); a TURN-relayed pair keeps
+  aioice's path. The send loop is the SFU's hot path: it runs for every packet times every subscriber.
 
 Both touch name-mangled private attributes of the pinned aiortc (see ``AIORTC_VERSION``); they check those
 attributes exist and raise :class:`PassthroughError` otherwise, and ``tests/media/test_passthrough.py`` pins the
@@ -23,19 +30,25 @@ import asyncio
 import fractions
 import logging
 import queue
+import struct
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import aioice.ice
 import aiortc
 import av
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcdtlstransport import RTCDtlsTransport, State
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
-from aiortc.rtcrtpsender import RTCRtpSender
+from aiortc.rtcrtpsender import RTCRtpSender, random_sequence_number
+from aiortc.rtp import RTP_HISTORY_SIZE, HeaderExtensions, RtpPacket
+from aiortc.utils import random32
 
 from meeting.errors import MeetingError
 
@@ -54,6 +67,18 @@ AIORTC_VERSION = "1.16.0"
 _RX_QUEUE = "_RTCRtpReceiver__decoder_queue"
 _RX_STARTED = "_RTCRtpReceiver__started"
 _TX_ENCODER = "_RTCRtpSender__encoder"
+_TX_HISTORY = "_RTCRtpSender__rtp_history"
+_TX_TRACK = "_RTCRtpSender__track"
+_TX_MID = "_RTCRtpSender__mid"
+_TX_EXT_MAP = "_RTCRtpSender__rtp_header_extensions_map"
+_TX_RTP_STARTED = "_RTCRtpSender__rtp_started"
+_TX_RTP_EXITED = "_RTCRtpSender__rtp_exited"
+_TX_SR = ("_RTCRtpSender__ntp_timestamp", "_RTCRtpSender__rtp_timestamp", "_RTCRtpSender__octet_count",
+          "_RTCRtpSender__packet_count")
+_TX_ATTRS = (_TX_ENCODER, _TX_HISTORY, _TX_TRACK, _TX_MID, _TX_EXT_MAP, _TX_RTP_STARTED, _TX_RTP_EXITED, *_TX_SR)
+
+FAST_SEND = True
+"""Forwarding senders run :func:`_forward_rtp` (False: aiortc's own ``_run_rtp``, for A/B measurements only)."""
 
 CLOCK_RATES = {"video": 90000, "audio": 48000}
 
@@ -195,6 +220,8 @@ class PassthroughPacker:
             raise PassthroughError(f"cannot forward codec {codec!r}: only VP8, H264 and Opus are packed")
         self.target_bitrate: int | None = None
         self.packed = 0
+        self.direct_packets = 0
+        """Packets the forwarding loop sent straight to the UDP socket (SRTP-protected, no aioice layers)."""
 
     def pack(self, packet: AvPacket) -> tuple[list[bytes], int]:
         self.packed += 1
@@ -220,7 +247,140 @@ def prime_sender(sender: RTCRtpSender, codec: str, on_keyframe_request: Callable
     packer = PassthroughPacker(codec)
     setattr(sender, _TX_ENCODER, packer)
     sender._send_keyframe = on_keyframe_request  # type: ignore[method-assign]
+    if FAST_SEND:
+        missing = [name for name in _TX_ATTRS if not hasattr(sender, name)]
+        if missing or not hasattr(sender, "_run_rtp"):
+            raise PassthroughError(f"RTCRtpSender lacks {missing or ['_run_rtp']}: aiortc internals changed")
+        # aiortc starts the loop as ``self._run_rtp(codec)`` in ``send()``: an instance attribute wins
+        sender._run_rtp = lambda codec: _forward_rtp(sender, codec)  # type: ignore[method-assign]
     return packer
+
+
+_DTLS_TX = ("_RTCDtlsTransport__tx_bytes", "_RTCDtlsTransport__tx_packets")
+
+
+_CONNECTED = State.CONNECTED
+_NTP_EPOCH_OFFSET = 2208988800
+"""Seconds from 1900-01-01 (NTP) to 1970-01-01 (Unix)."""
+
+
+def ntp_now() -> int:
+    """What ``aiortc.clock.current_ntp_time()`` returns (64-bit NTP time of the wall clock), without building and
+    subtracting ``datetime`` objects: that cost a visible share of the send loop."""
+    t = time.time() + _NTP_EPOCH_OFFSET
+    seconds = int(t)
+    return (seconds << 32) | int((t - seconds) * 4294967296)
+
+
+def _nominated_pair(dtls: RTCDtlsTransport) -> Any:
+    """The ICE pair DTLS sends on, or None while DTLS is not connected (or aioice looks different)."""
+    if dtls._state is not _CONNECTED:
+        return None
+    try:
+        return dtls.transport._connection._nominated.get(1)
+    except AttributeError:  # another aioice layout: the generic path still works
+        return None
+
+
+def _udp_path(dtls: RTCDtlsTransport, pair: Any) -> tuple[Callable[[bytes], bytes], Callable[[bytes, Any], None],
+                                                           Any] | None:
+    """``(srtp_protect, sendto, remote_addr)`` for a plain UDP pair, else None (use aiortc's path).
+
+    The loop re-reads the nominated pair for every frame and never yields inside a frame, so the pair cannot change
+    under a frame's packets; when the connection closes aioice forgets the pair and the loop falls back to aiortc's
+    path, which raises ``ConnectionError`` as before. A TURN-relayed pair (its protocol is not aioice's
+    ``StunProtocol``) wraps data in ChannelData, so it keeps aioice's own path.
+    """
+    protocol = pair.protocol
+    if type(protocol) is not aioice.ice.StunProtocol or protocol.transport is None:
+        return None
+    return dtls._tx_srtp.protect, protocol.transport.sendto, pair.remote_addr
+
+
+_RTP_HEADER = struct.Struct("!BBHLL")
+_EXT_HEADER = struct.Struct("!HH")
+
+
+def serialize_rtp(pt: int, marker: int, seq: int, timestamp: int, ssrc: int, ext: bytes, payload: bytes) -> bytes:
+    """One RTP packet as ``RtpPacket.serialize`` writes it (no CSRC, no padding); ``ext`` is the packed
+    header-extension block (profile, length, values) or empty."""
+    first = 0x90 if ext else 0x80
+    return _RTP_HEADER.pack(first, (marker << 7) | pt, seq, timestamp, ssrc) + ext + payload
+
+
+async def _forward_rtp(sender: RTCRtpSender, codec: RTCRtpCodecParameters) -> None:
+    """aiortc 1.16's ``RTCRtpSender._run_rtp`` for packed frames, with per-frame work done once per frame.
+
+    Same wire format, sequence numbers, RTP history (NACK retransmission reads it) and sender-report counters;
+    ``abs-send-time`` is read once per frame (its packets leave within microseconds, the field has 3.8 µs units
+    but the loop never yields between them). Only pre-encoded packets reach it: ``pack`` never encodes.
+    """
+    getattr(sender, _TX_RTP_STARTED).set()
+    history: dict[int, RtpPacket] = getattr(sender, _TX_HISTORY)
+    ext_map = getattr(sender, _TX_EXT_MAP)
+    sequence_number = random_sequence_number()
+    timestamp_origin = random32()
+    octets = packets = 0
+    direct_pair: Any = None
+    direct: tuple[Callable[[bytes], bytes], Callable[[bytes, Any], None], Any] | None = None
+    try:
+        pt = codec.payloadType
+        if pt is None:
+            raise PassthroughError("a forwarding sender started without a negotiated payload type")
+        while True:
+            track = getattr(sender, _TX_TRACK)
+            if not track:
+                await asyncio.sleep(0.02)
+                continue
+            data = await track.recv()
+            if not sender._enabled:
+                continue
+            payloads, ts = getattr(sender, _TX_ENCODER).pack(data)
+            if not payloads:
+                continue
+            timestamp = (timestamp_origin + ts) & 0xFFFFFFFF
+            ntp = ntp_now()
+            extensions = HeaderExtensions(mid=getattr(sender, _TX_MID), abs_send_time=(ntp >> 14) & 0x00FFFFFF)
+            profile, values = ext_map.set(extensions)
+            ext = _EXT_HEADER.pack(profile, len(values) >> 2) + values if values else b""
+            ssrc = sender._ssrc
+            transport = sender.transport
+            pair = _nominated_pair(transport)
+            if pair is not direct_pair:
+                direct_pair, direct = pair, (_udp_path(transport, pair) if pair is not None else None)
+            last = len(payloads) - 1
+            wire = 0
+            for i, payload in enumerate(payloads):
+                marker = 1 if i == last else 0
+                packet = RtpPacket(pt, marker, sequence_number, timestamp, ssrc, payload)
+                packet.extensions = extensions  # shared by the frame's packets, read only (retransmission)
+                history[sequence_number % RTP_HISTORY_SIZE] = packet
+                raw = serialize_rtp(pt, marker, sequence_number, timestamp, ssrc, ext, payload)
+                if direct is None:
+                    await transport._send_rtp(raw)
+                else:
+                    protected = direct[0](raw)
+                    direct[1](protected, direct[2])
+                    wire += len(protected)
+                octets += len(payload)
+                packets += 1
+                sequence_number = (sequence_number + 1) & 0xFFFF
+            if direct is not None:  # the DTLS transport's own counters (its getStats), as _send_rtp keeps them
+                for name, add in zip(_DTLS_TX, (wire, len(payloads)), strict=True):
+                    setattr(transport, name, getattr(transport, name) + add)
+                getattr(sender, _TX_ENCODER).direct_packets += len(payloads)
+            for name, value in zip(_TX_SR, (ntp, timestamp, octets, packets), strict=True):
+                setattr(sender, name, value)
+    except (asyncio.CancelledError, ConnectionError, MediaStreamError):
+        pass
+    except Exception:  # aiortc's loop does the same: stop() waits for the exit flag below
+        logger.warning("forwarding sender failed: %s", traceback.format_exc())
+    track = getattr(sender, _TX_TRACK)
+    if track:
+        track.stop()
+        setattr(sender, _TX_TRACK, None)
+    setattr(sender, _TX_ENCODER, None)
+    getattr(sender, _TX_RTP_EXITED).set()
 
 
 _TIME_BASES = {kind: fractions.Fraction(1, rate) for kind, rate in CLOCK_RATES.items()}
@@ -232,9 +392,6 @@ def make_packet(frame: EncodedFrame, timestamp: int) -> AvPacket:
     packet.pts = timestamp
     packet.time_base = _TIME_BASES[frame.kind]
     return packet
-
-
-_TX_HISTORY = "_RTCRtpSender__rtp_history"
 
 
 async def resend_recent(sender: RTCRtpSender) -> int:

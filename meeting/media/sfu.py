@@ -374,7 +374,10 @@ class Sfu:
 
     # -- cascade (one SFU feeding another: how a host spreads subscribers over worker processes) ----------------
     async def relay_offer(self, room_id: str, relay_id: str) -> tuple[str, str]:
-        """Offer a send-only connection that carries this room's speaker to another SFU; returns (peer, sdp).
+        """Offer a connection that carries this room's speaker to another SFU; returns (peer, sdp).
+
+        It is sendrecv: when a site on the other SFU gets the floor there, its media comes back up this connection
+        and the floor here goes to this relay peer (``grant_floor(room, peer)``, see meeting.media.shards).
 
         The other SFU passes the offer to its own :meth:`join` with ``is_host=True``: there the relay is the
         publisher its subscribers get. Keyframe requests travel back up through the relay; NACK runs per leg.
@@ -385,7 +388,8 @@ class Sfu:
         peer = Peer(peer_id=peer_id, site_id=peer_id, is_host=False, pc=pc, notify=None)
         for kind in KINDS:
             track = EncodedTrack(kind, maxsize=self.config.queue_frames, on_gap=self._callback(self._gap, peer, kind))
-            transceiver = pc.addTransceiver(track, direction="sendonly")
+            # sendrecv: when a site on the other SFU holds the floor, its media comes back up this same connection
+            transceiver = pc.addTransceiver(track, direction="sendrecv")
             _prefer_room_codec(transceiver, kind)
             packer = prime_sender(transceiver.sender, CODECS[kind], self._callback(self.keyframe_wanted, peer, kind))
             peer.outputs[kind] = Output(kind=kind, track=track, sender=transceiver.sender, packer=packer)
@@ -401,6 +405,18 @@ class Sfu:
         if peer is None:
             raise MediaError("Không có kết nối chuyển tiếp {peer}", peer=peer_id)
         await peer.pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
+        room = self.room(room_id)
+        for transceiver in peer.pc.getTransceivers():  # the other SFU's floor holder, if it ever has one
+            kind: Kind = "video" if transceiver.kind == "video" else "audio"
+            if transceiver.receiver.track is not None and kind not in peer.sources:
+                peer.sources[kind] = Source(room, peer, kind, transceiver.receiver, self.config)
+        if peer.sources:
+            _enlarge_receive_buffers(peer.pc, PUBLISHER_RCVBUF)
+
+    def open_room(self, room_id: str) -> Room:
+        """The room, created empty if needed: a worker's relay may come before the host hall (meeting.media.shards)."""
+        return self.rooms.get(room_id) or self.rooms.setdefault(
+            room_id, Room(room_id, muted=self.muted.setdefault(room_id, set())))
 
     def _watch(self, room_id: str, peer: Peer) -> None:
         pc = peer.pc

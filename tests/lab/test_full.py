@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from conftool.lab import neigh
 from tests.lab.fixtures import LabSession, machine_snapshot
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -20,6 +21,7 @@ def test_full_province_up_deploy_ping_down(lab_session: LabSession) -> None:
     lab = lab_session
     if lab.is_up:
         lab.down()
+    caps_before = neigh.read()
     try:
         cp = lab.cli("lab", "up", "--profile", "full", "--json", timeout=300)
         assert cp.returncode == 0, cp.stdout + cp.stderr
@@ -28,6 +30,8 @@ def test_full_province_up_deploy_ping_down(lab_session: LabSession) -> None:
         roles = [n["role"] for n in doc["nodes"]]
         assert roles.count("router") == 140 and roles.count("host") == 130
         assert all(n["up"] for n in doc["nodes"])
+        # 270 nodes need more kernel neighbour entries than Debian's default 1024 (neigh.py)
+        assert neigh.read()["gc_thresh3"] >= max(caps_before["gc_thresh3"], neigh.wanted(270)["gc_thresh3"])
 
         cp = lab.cli("deploy", "--apply", "--json", timeout=600)
         assert cp.returncode == 0, cp.stdout[-3000:] + cp.stderr[-3000:]
@@ -45,5 +49,6 @@ def test_full_province_up_deploy_ping_down(lab_session: LabSession) -> None:
         assert lab.exec(PC, "hostname").stdout.strip() == PC
     finally:
         lab.down()
+    assert neigh.read() == caps_before, "lab down must give the machine its own neighbour-table caps back"
     snap = machine_snapshot()
     assert not [n for n in snap["netns"] if n.startswith(("lt-", "lth-")) and not n.startswith("lt-media")]

@@ -102,6 +102,8 @@ async def fanout(harness: Harness) -> dict[str, Any]:
         "publisher_fps": (v1 - v0) / (t1 - t0),
         "publisher_audio_pps": (a1 - a0) / (t1 - t0),
         "codecs": _codec_doc(harness.sfu),
+        # packets each subscriber's senders put straight on the UDP socket (passthrough's fast path)
+        "direct_packets": [{k: o[k].packer.direct_packets for k in ("video", "audio")} for o in outs],
     }
 
 

@@ -240,3 +240,99 @@ def test_resend_recent_reaches_the_sender_history() -> None:
 
     with pytest.raises(PassthroughError, match="history"):
         asyncio.run(resend_recent(NoHistory()))  # type: ignore[arg-type]
+
+
+def test_fast_send_loop_puts_aiortcs_rtp_on_the_wire(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-frame send loop (``FAST_SEND``) must send what aiortc's own loop would: RTP that parses back to the
+    frames, continuous sequence numbers, the marker on each frame's last packet, mid + abs-send-time extensions
+    byte-identical to ``RtpPacket.serialize``, a history that NACK retransmission replays, sender-report counters."""
+    from aiortc.rtcrtpparameters import (
+        RTCRtcpParameters,
+        RTCRtpHeaderExtensionParameters,
+        RTCRtpSendParameters,
+    )
+    from aiortc.rtp import HeaderExtensionsMap, is_rtcp
+
+    import meeting.media.passthrough as passthrough
+
+    monkeypatch.setattr(passthrough, "FAST_SEND", True)
+    frames = _vp8_frames(4)
+    exts = [RTCRtpHeaderExtensionParameters(id=1, uri="urn:ietf:params:rtp-hdrext:sdes:mid"),
+            RTCRtpHeaderExtensionParameters(id=3, uri="http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time")]
+    params = RTCRtpSendParameters(codecs=[VP8], headerExtensions=exts, muxId="7", rtcp=RTCRtcpParameters(cname="x"))
+
+    async def scenario() -> tuple[list[bytes], list[bytes], dict[str, Any], Any]:
+        pc = RTCPeerConnection(configuration=rtc_configuration())
+        track = EncodedTrack("video")
+        sender = pc.addTrack(track)
+        prime_sender(sender, "VP8", lambda: None)
+        sent: list[bytes] = []
+
+        async def capture(data: bytes) -> None:
+            sent.append(data)
+
+        monkeypatch.setattr(sender.transport, "_send_rtp", capture)
+        await sender.send(params)
+        for i, data in enumerate(frames):
+            f = _frame("video", data, i * 6000, i == 0)
+            track.push(f, make_packet(f, i * 6000))
+        for _ in range(100):
+            if sum(1 for d in sent if not is_rtcp(d)) and track.queued == 0:
+                break
+            await asyncio.sleep(0.01)
+        rtp = [d for d in sent if not is_rtcp(d)]
+        first = RtpPacket.parse(rtp[0])
+        await sender._retransmit(first.sequence_number)  # a NACK for the first packet
+        resent = [d for d in sent if not is_rtcp(d)][len(rtp):]
+        stats = {s.type: s for s in (await sender.getStats()).values()}
+        await pc.close()
+        return rtp, resent, stats, sender
+
+    rtp, resent, stats, sender = asyncio.run(scenario())
+    assert "_run_rtp" in vars(sender)  # our loop sent this, not aiortc's
+    ext_map = HeaderExtensionsMap()
+    ext_map.configure(params)
+    packets = [RtpPacket.parse(d, ext_map) for d in rtp]
+    seqs = [p.sequence_number for p in packets]
+    assert seqs == [(seqs[0] + i) & 0xFFFF for i in range(len(seqs))]
+    by_ts: dict[int, list[RtpPacket]] = {}
+    for p in packets:
+        by_ts.setdefault(p.timestamp, []).append(p)
+        assert p.payload_type == VP8.payloadType and p.ssrc == sender._ssrc
+        assert p.extensions.mid == "7" and p.extensions.abs_send_time is not None
+        assert RtpPacket.serialize(p, ext_map) == rtp[packets.index(p)]  # byte-identical to aiortc's serializer
+    assert len(by_ts) == len(frames)
+    stamps = sorted(by_ts)
+    assert [(t - stamps[0]) & 0xFFFFFFFF for t in stamps] == [i * 6000 for i in range(len(frames))]
+    for i, ts in enumerate(stamps):
+        group = by_ts[ts]
+        assert [p.marker for p in group] == [0] * (len(group) - 1) + [1]
+        assert b"".join(vp8_depayload(p.payload) for p in group) == frames[i]
+    assert resent and RtpPacket.parse(resent[0]).payload == packets[0].payload  # NACK served from the history
+    out = stats["outbound-rtp"]
+    assert out.packetsSent == len(rtp) and out.bytesSent == sum(len(p.payload) for p in packets)
+
+
+def test_fast_send_loop_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    import meeting.media.passthrough as passthrough
+
+    async def scenario(fast: bool) -> bool:
+        monkeypatch.setattr(passthrough, "FAST_SEND", fast)
+        pc = RTCPeerConnection(configuration=rtc_configuration())
+        sender = pc.addTrack(EncodedTrack("video"))
+        prime_sender(sender, "VP8", lambda: None)
+        await pc.close()
+        return "_run_rtp" in vars(sender)
+
+    assert asyncio.run(scenario(True)) is True
+    assert asyncio.run(scenario(False)) is False
+
+
+def test_ntp_now_is_aiortcs_ntp_clock() -> None:
+    from aiortc import clock
+
+    from meeting.media.passthrough import ntp_now
+
+    ours, theirs = ntp_now(), clock.current_ntp_time()
+    assert abs(ours - theirs) < (1 << 32) // 100  # same clock, read 10 ms apart at most
+    assert ours >> 32 > 3_900_000_000  # seconds since 1900, not since 1970

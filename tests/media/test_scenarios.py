@@ -30,6 +30,8 @@ def test_host_to_20_light_subscribers_all_get_video_and_audio(media_netns: Media
         assert sub["video_loss"] <= 0.01, sub
         assert sub["fps"] >= 0.7 * result["publisher_fps"], (sub, result["publisher_fps"])
         assert sub["audio_pps"] >= 0.7 * result["publisher_audio_pps"], (sub, result["publisher_audio_pps"])
+    # ... and they got it through the forwarding loop's direct SRTP → sendto path (plain UDP pairs here)
+    assert all(d["video"] > 0 and d["audio"] > 0 for d in result["direct_packets"]), result["direct_packets"]
     _no_codecs(result)
 
 

@@ -115,9 +115,13 @@ def test_baseline_changes_the_hosts_not_the_machine(deployed: LabSession) -> Non
     assert marker in syslog.read_text(errors="replace"), "the host's log line did not reach the SOC collector"
 
 
-def test_second_run_changes_nothing(deployed: LabSession) -> None:
-    rc, doc, _ = play(deployed, "baseline", "--site", f"{A},{B}")
+@pytest.mark.parametrize("strategy", ["", "linear"], ids=["default-mitogen", "plain-ansible"])
+def test_second_run_changes_nothing(deployed: LabSession, strategy: str) -> None:
+    """Both strategy paths of `conftool play`: the default (mitogen_linear) and plain Ansible
+    (LIENTHONG_PLAY_STRATEGY=linear, no mitogen plugin on the path), each a no-change run on two baselined hosts."""
+    rc, doc, _ = play(deployed, "baseline", "--site", f"{A},{B}", env={"LIENTHONG_PLAY_STRATEGY": strategy})
     assert rc == 0
+    assert doc["summary"]["strategy"] == (strategy or "mitogen_linear"), doc["summary"]
     assert doc["summary"]["changed"] == 0 and doc["summary"]["ok"] == 2, doc
     assert all(i["detail"]["changed"] == 0 for i in doc["items"])
 

@@ -87,14 +87,18 @@ def test_supervisor_restarts_the_child_and_keeps_its_pid(supervised: tuple[Path,
 
 
 def test_failing_child_backs_off(tmp_path: Path) -> None:
-    pidfile = tmp_path / "c.pid"
-    p = subprocess.Popen(["python3", LT_SUPERVISE, "--pidfile", str(pidfile), "--max-backoff", "2", "--",
-                          "sh", "-c", "exit 3"], stderr=subprocess.PIPE, text=True)
+    """Polls the supervisor's log for its third restart (1 + 2 + 2 s of backoff, plus the child starts) with a
+    generous deadline: a fixed sleep was too short at load 40."""
+    pidfile, errlog = tmp_path / "c.pid", tmp_path / "sup.err"
+    with errlog.open("w") as errf:
+        p = subprocess.Popen(["python3", LT_SUPERVISE, "--pidfile", str(pidfile), "--max-backoff", "2", "--",
+                              "sh", "-c", "exit 3"], stderr=errf, text=True)
     try:
-        time.sleep(4.5)
+        wait(lambda: errlog.read_text().count("restarting in") >= 3, 60)
     finally:
         p.terminate()
-        _, err = p.communicate(timeout=10)
+        p.wait(timeout=10)
+    err = errlog.read_text()
     waits = [ln.rsplit(" ", 2)[-2] for ln in err.splitlines() if "restarting in" in ln]
     assert waits[:3] == ["1", "2", "2"], err  # 1 s doubling, capped by --max-backoff
     assert "exited with 3" in err and not pidfile.exists()

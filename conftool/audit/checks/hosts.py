@@ -81,13 +81,17 @@ def agent_finding(hf: HostFacts, base: dict[str, Any]) -> Finding:
     return Finding(**base, kind="agent", status=Status.OK, detail=f"agent alive (pid {hf.agent_pid})", data=data)
 
 
-def host_findings(hf: HostFacts | None, dev: Device, site_id: str, ntp: list[str], severity: str) -> list[Finding]:
+def host_findings(hf: HostFacts | None, dev: Device, site_id: str, ntp: list[str], severity: str,
+                  disturbed: str | None = None) -> list[Finding]:
+    """`disturbed`: this machine dropped packets itself during the sessions (`conftool.audit.kernel`), so a
+    session that could not connect is `error` (not judged), not the host's `fail`."""
     base: dict[str, Any] = {"site": site_id, "check": Hosts.name, "device": dev.hostname, "severity": severity}
     agent = dev.role == Role.MEETING_ENDPOINT
     if hf is None:
         return [Finding(**base, kind="ssh", status=Status.SKIPPED, detail="host facts were not gathered")]
     if hf.error is not None:
-        out = [Finding(**base, kind="ssh", status=Status.FAIL, detail=hf.error)]
+        out = [Finding(**base, kind="ssh", status=Status.FAIL, detail=hf.error) if disturbed is None else
+               Finding(**base, kind="ssh", status=Status.ERROR, detail=f"not judged: {hf.error}, while {disturbed}")]
         out.append(Finding(**base, kind="time", status=Status.SKIPPED, detail="host unreachable"))
         if agent:
             out.append(Finding(**base, kind="agent", status=Status.SKIPPED, detail="host unreachable"))
@@ -126,7 +130,8 @@ class Hosts:
                 out.append(Finding(site=ctx.site.id, check=self.name, kind="ssh", status=Status.SKIPPED,
                                    device=dev.hostname, severity=self.severity, detail=why))
                 continue
-            out += host_findings(ctx.host_facts.get(dev.hostname), dev, ctx.site.id, ntp, self.severity)
+            out += host_findings(ctx.host_facts.get(dev.hostname), dev, ctx.site.id, ntp, self.severity,
+                                 ctx.options.get("disturbed"))
         return out
 
 

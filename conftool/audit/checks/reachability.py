@@ -26,6 +26,9 @@ def judge(site_id: str, kind: str, res: ProbeResult | str, rtt_max: float, loss_
     if res.error is not None:
         return Finding(**base, status=Status.ERROR, detail=f"probe could not run: {res.error}", data=data)
     where = f"{res.target.address} from {res.target.source}"
+    if not res.up and res.disturbed:  # silence while our own kernel dropped packets is no verdict on the link
+        return Finding(**base, status=Status.ERROR, data=data,
+                       detail=f"not judged: no reply from {where} while {res.disturbed}")
     if not res.up:
         return Finding(**base, status=Status.FAIL, detail=f"no reply from {where} ({res.sent} sent)", data=data)
     bad = []
@@ -36,6 +39,9 @@ def judge(site_id: str, kind: str, res: ProbeResult | str, rtt_max: float, loss_
     if res.jitter_ms is not None and res.jitter_ms > jitter_max:
         bad.append(f"jitter {res.jitter_ms:g} ms > {jitter_max:g}")
     metrics = f"RTT {res.rtt_ms:g} ms, loss {res.loss_pct:g} %, jitter {res.jitter_ms:g} ms"
+    if bad and res.disturbed:
+        return Finding(**base, status=Status.ERROR, data=data,
+                       detail=f"not judged: {'; '.join(bad)} ({where}) while {res.disturbed}")
     if bad:
         return Finding(**base, status=Status.FAIL, detail=f"{'; '.join(bad)} ({where})", data=data)
     return Finding(**base, status=Status.OK, detail=f"{metrics} ({where})", data=data)

@@ -1,4 +1,4 @@
-"""The media plane's door: the signaling WebSocket ``/ws/meetings/{id}`` and the room agent's schedule.
+"""The media plane's door: the signaling WebSocket ``/ws/meetings/{id}`` (the agent's schedule: routes/agents.py).
 
 The WebSocket is accepted first and authenticated second, so a refused client always learns why: it gets an
 ``error`` message (Vietnamese and English) and a close code from :data:`CLOSE_CODES` (browsers never see the
@@ -26,28 +26,28 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
-from pydantic import BaseModel
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketState
 
-from meeting.api.deps import SESSION_COOKIE, SessionDep, SettingsDep, SiteAgent
+from meeting.api.deps import SESSION_COOKIE
 from meeting.api.routes import wall
 from meeting.errors import InvalidToken
 from meeting.i18n import translate
 from meeting.media.sfu import Sfu
+from meeting.media.shards import ShardedSfu, open_session
 from meeting.media.signaling import SignalingSession
 from meeting.models import Meeting, MeetingStatus, SiteToken, UserRole, utcnow
 from meeting.services import attendance, auth
-from meeting.services import meetings as svc
 from meeting.services.live import get_live
-from meeting.services.recurrence import to_local
 from meeting.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1", tags=["agents"])
+"""No HTTP routes here any more (the agent's schedule moved to routes/agents.py); kept because the route-policy
+test walks every route module's ``router``."""
 ws_router = APIRouter()
 
 AUTH_TIMEOUT_S = 10.0
@@ -120,45 +120,6 @@ def prepare_media(sessions: Any) -> None:
     for name in ("aioice", "aiortc"):
         if logging.getLogger(name).getEffectiveLevel() < logging.WARNING:
             logging.getLogger(name).setLevel(logging.WARNING)
-
-
-# ----- the agent's schedule ---------------------------------------------------------------------------
-class AgentMeetingOut(BaseModel):
-    meeting_id: int
-    occurrence_id: int
-    title: str
-    start: datetime
-    end: datetime
-    host_site: str
-    host: bool
-    join_now: bool = False
-    """True while the meeting is in rehearsal or live (started from the console): join at once, even early."""
-
-
-@router.get("/agents/meetings")
-def agent_meetings(site: SiteAgent, db: SessionDep, settings: SettingsDep, request: Request) -> list[AgentMeetingOut]:
-    """This site's meetings that are running or start within 7 days, soonest first (what the agent joins)."""
-    now = utcnow()
-    control = get_live(request.app.state)
-    rows = svc.occurrences_between(db, now, now + timedelta(days=7), site_id=site.id, include_cancelled=False,
-                                   limit=50)
-    out = [
-        AgentMeetingOut(
-            meeting_id=m.id,
-            occurrence_id=o.id,
-            title=m.title,
-            start=to_local(o.start_at),
-            end=to_local(o.end_at),
-            host_site=m.host_site_id,
-            host=m.host_site_id == site.id,
-            join_now=control.join_now(db, m, o.id),
-        )
-        for o, m in rows
-    ]
-    # End the transaction here, in the worker thread: the connection goes back to the pool now, not when the
-    # session dependency is torn down (which needs another thread; 129 agents polling at once exhausted the pool).
-    db.rollback()
-    return out
 
 
 # ----- authentication ---------------------------------------------------------------------------------
@@ -279,7 +240,7 @@ def _registry(ws: WebSocket) -> dict[tuple[str, str], _Live]:
 @ws_router.websocket("/ws/meetings/{meeting_id}")
 async def meeting_socket(ws: WebSocket, meeting_id: int) -> None:
     """Signaling for one site in one meeting (see the module docstring for how to authenticate)."""
-    sfu: Sfu = ws.app.state.sfu
+    sfu: Sfu | ShardedSfu = ws.app.state.sfu
     client = f"{ws.client.host}:{ws.client.port}" if ws.client else "?"
     await ws.accept()
     try:
@@ -310,7 +271,13 @@ async def meeting_socket(ws: WebSocket, meeting_id: int) -> None:
             with contextlib.suppress(Exception):
                 await ws.send_json(message)
 
-    session = SignalingSession(sfu, room, who.site_id, send, is_host=who.is_host, hooks=control)
+    async def lost() -> None:  # its SFU worker died: the site rejoins (the agent's backoff) on a live one
+        with contextlib.suppress(Exception):
+            await ws.close(code=1011, reason="sfu_worker_lost")
+
+    # Room agents may go to an SFU worker process; browsers (they send Origin) and the host hall stay here.
+    session = open_session(sfu, room, who.site_id, send, is_host=who.is_host, hooks=control,
+                           browser=ws.headers.get("origin") is not None, lost=lost)
     live = _registry(ws)
     previous = live.get((room, who.site_id))
     entry = live[(room, who.site_id)] = _Live(ws, session)
@@ -388,7 +355,7 @@ async def _thumb(ws: WebSocket, session: SignalingSession, meeting_id: int, mess
 ATTENDANCE_TICK_S = 15.0
 
 
-def _silent_since(sfu: Sfu, room: str, site_id: str) -> datetime | None:
+def _silent_since(sfu: Sfu | ShardedSfu, room: str, site_id: str) -> datetime | None:
     """When a site's peer last showed life, if it has been silent past the SFU's drop threshold (else None).
 
     A cut link keeps both the socket and aiortc's peer "connected" for a while; the span must end when the site
@@ -405,8 +372,8 @@ def _attend(sessions: Any, op: Any, *args: Any) -> None:
         db.commit()
 
 
-async def _attendance_ticker(sessions: Any, sfu: Sfu, room: str, meeting_id: int, site_id: str, entry: _Live,
-                             control: Any) -> None:
+async def _attendance_ticker(sessions: Any, sfu: Sfu | ShardedSfu, room: str, meeting_id: int, site_id: str,
+                             entry: _Live, control: Any) -> None:
     """While the socket is open: every second, notice a site going silent (a cut link keeps the socket and often
     the peer open) and coming back — closing its span at its last sign of life and opening a new one, so the
     report shows the gap; every ``ATTENDANCE_TICK_S`` move ``last_seen`` with the SFU's view of the link."""
@@ -440,7 +407,7 @@ async def _attendance_ticker(sessions: Any, sfu: Sfu, room: str, meeting_id: int
 LIVENESS_TICK_S = 1.0
 
 
-async def _liveness(sessions: Any, sfu: Sfu, room: str, meeting_id: int, site_id: str, entry: _Live,
+async def _liveness(sessions: Any, sfu: Sfu | ShardedSfu, room: str, meeting_id: int, site_id: str, entry: _Live,
                     control: Any) -> None:
     """One liveness step of :func:`_attendance_ticker` (drop → span closed at the last life; back → new span)."""
     gone = sfu.dropped_for(room, site_id)
