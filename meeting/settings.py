@@ -31,6 +31,23 @@ def _env_bool(name: str, default: bool) -> bool:
     return v.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _env_int(name: str, default: int, minimum: int = 0) -> int:
+    """A whole-number setting; a typo in a service file must name the variable, not end in a traceback."""
+    raw = (os.environ.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        from meeting.errors import InvalidInput
+
+        raise InvalidInput("Biến môi trường {name} phải là số nguyên ≥ {minimum} (đang là «{raw}»)", field=name,
+                           name=name, minimum=minimum, raw=raw[:40])
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything tunable, read once (env + CLI flags) and passed down; nothing reads os.environ later."""
@@ -81,9 +98,9 @@ class Settings:
             webhook_url=os.environ.get("LIENTHONG_REMINDER_WEBHOOK") or None,
             inventory_dir=os.environ.get("LIENTHONG_INVENTORY") or None,
             recordings_dir=os.environ.get("LIENTHONG_RECORDINGS_DIR") or None,
-            recording_retention_days=int(os.environ.get("LIENTHONG_RECORDING_RETENTION_DAYS") or 90),
+            recording_retention_days=_env_int("LIENTHONG_RECORDING_RETENTION_DAYS", 90, minimum=1),
             turn_urls=tuple(u.strip() for u in os.environ.get("LIENTHONG_TURN_URLS", "").split(",") if u.strip()),
             turn_secret_ref=os.environ.get("LIENTHONG_TURN_SECRET_REF") or None,
-            sfu_workers=int(os.environ.get("LIENTHONG_SFU_WORKERS") or 0),
+            sfu_workers=_env_int("LIENTHONG_SFU_WORKERS", 0),
         )
         return replace(s, **overrides) if overrides else s

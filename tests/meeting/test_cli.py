@@ -68,3 +68,15 @@ def test_bad_input_exits_2_without_traceback(state_dir: Path, reference_inventor
         assert needle in r.stderr and "Traceback" not in r.stderr, r.stderr
     r = run(["db", "upgrade", "--db", "postgresql+psycopg://nobody@127.0.0.1:1/none"], state_dir)
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_a_bad_number_in_the_environment_names_the_variable(state_dir: Path) -> None:
+    """A typo in a service file's environment (LIENTHONG_SFU_WORKERS=two) must say which variable, not trace back."""
+    env = {**os.environ, "LIENTHONG_STATE": str(state_dir), "LIENTHONG_SFU_WORKERS": "two"}
+    env.pop("LIENTHONG_DB", None)
+    r = subprocess.run([*MEETING, "users", "list"], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "LIENTHONG_SFU_WORKERS" in r.stderr and "two" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    env["LIENTHONG_SFU_WORKERS"] = "-1"
+    r = subprocess.run([*MEETING, "users", "list"], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 2 and "LIENTHONG_SFU_WORKERS" in r.stderr, r.stderr
