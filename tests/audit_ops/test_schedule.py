@@ -14,6 +14,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -134,7 +135,8 @@ def test_sigterm_stops_mid_wait(tmp_path: Path, state_dir: Path, reference_inven
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
-        assert "scheduler running" in first and "2027-01-01" in first, first
+        new_year = f"{datetime.now(ZoneInfo('Asia/Ho_Chi_Minh')).year + 1}-01-01"  # the next "0 0 1 1 *"
+        assert "scheduler running" in first and new_year in first, first
         second = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
         assert second.returncode == 2 and "another audit scheduler" in second.stderr
         t0 = time.monotonic()
