@@ -343,6 +343,8 @@ def inside(args: argparse.Namespace) -> dict[str, Any]:
 def outside(argv: list[str]) -> int:
     pid = os.getpid()
     ns, if_a, if_b = f"lt-agents-bench-{pid}", f"lta{pid}a", f"lta{pid}b"
+    # The agents' control sockets go to a temp dir of this run, never to the machine's /run/lienthong
+    run_dir = Path(tempfile.mkdtemp(prefix="lt-agents-bench-run-"))
     try:
         _ip("netns", "add", ns)
         _ip("-n", ns, "link", "set", "lo", "up")
@@ -350,10 +352,11 @@ def outside(argv: list[str]) -> int:
         _ip("-n", ns, "addr", "add", f"{ADDR}/24", "dev", if_a)
         _ip("-n", ns, "link", "set", if_a, "up")
         _ip("-n", ns, "link", "set", if_b, "up")
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env = {**os.environ, "PYTHONPATH": str(REPO), "LIENTHONG_RUN_DIR": str(run_dir)}
         return subprocess.call(["ip", "netns", "exec", ns, sys.executable, __file__, "--inside", *argv], env=env)
     finally:
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def main() -> int:
