@@ -33,7 +33,7 @@ import queue
 import struct
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -458,6 +458,21 @@ class EncodedTrack(MediaStreamTrack):
                     self._on_gap()
                 return
         self._queue.put_nowait(packet)
+
+    def prime(self, frames: Sequence[tuple[EncodedFrame, AvPacket]]) -> bool:
+        """Start a waiting video track from a cached picture group (keyframe first) instead of the next keyframe.
+
+        Returns False, changing nothing, when the track is not waiting, is paused or ended, the group does not
+        start with a keyframe, or it would not fit in the queue next to what is queued already (a queue that
+        overflows right away would only ask for a keyframe again).
+        """
+        if (not self.waiting_keyframe or self.paused or self.readyState != "live" or not frames
+                or not frames[0][0].keyframe or self._queue.qsize() + len(frames) > self._queue.maxsize // 2):
+            return False
+        self.waiting_keyframe = False
+        for _, packet in frames:
+            self._queue.put_nowait(packet)
+        return True
 
     async def recv(self) -> AvPacket:  # type: ignore[override]
         if self.readyState != "live":

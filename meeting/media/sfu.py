@@ -38,6 +38,7 @@ from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from meeting.errors import MeetingError
 from meeting.media.passthrough import (
     CLOCK_RATES,
+    AvPacket,
     EncodedFrame,
     EncodedTrack,
     PassthroughPacker,
@@ -126,6 +127,11 @@ class SfuConfig:
     """No frame and no new receiver report from a connected peer for this long: the site counts as dropped
     (host console, attendance gap) although aiortc still says "connected"."""
     queue_frames: int = 64
+    gop_cache_s: float = 2.0
+    """A new subscriber starts from the publisher's last keyframe and the frames since, kept this long after
+    the keyframe, instead of asking the publisher for a new one: when 129 communes join at a meeting's start, one
+    keyframe serves everyone who connects in the next seconds, where a keyframe request per joiner (rate-limited to
+    4/s) sent keyframes, several times larger than other frames, to every site already in. 0 turns it off."""
 
 
 class RecordingSink(Protocol):
@@ -160,6 +166,10 @@ class Source:
         self.keyframe_requests = 0
         self._last_pli = 0.0
         self._pli_pending: asyncio.TimerHandle | None = None
+        self._gop: list[tuple[EncodedFrame, AvPacket]] = []
+        """Video: the last keyframe and the frames after it while younger than ``gop_cache_s``, else empty."""
+        self._gop_at = 0.0
+        self.primed = 0
         self.tap = tap_receiver(receiver, kind, self.on_frame)
 
     def on_frame(self, frame: EncodedFrame) -> None:
@@ -175,11 +185,36 @@ class Source:
             self._offset = self.room.ticks(self._clock) - frame.timestamp
         if self.room.recorder is not None:
             self.room.recorder.on_frame(self, frame, frame.timestamp + self._offset)
-        if not self.subscribers:
+        if not self.subscribers and self.kind != "video":
             return
         packet = make_packet(frame, (frame.timestamp + self._offset) & 0xFFFFFFFF)
+        if self.kind == "video":
+            self._cache(frame, packet)
         for track in self.subscribers:
             track.push(frame, packet)
+
+    def _cache(self, frame: EncodedFrame, packet: AvPacket) -> None:
+        now = time.monotonic()
+        if frame.keyframe:
+            self._gop = [(frame, packet)] if self._config.gop_cache_s > 0 else []
+            self._gop_at = now
+        elif self._gop:
+            if now - self._gop_at > self._config.gop_cache_s or len(self._gop) >= self._config.queue_frames // 2:
+                self._gop = []
+            else:
+                self._gop.append((frame, packet))
+
+    def start(self, track: EncodedTrack) -> None:
+        """Give a subscriber waiting for a picture a decodable start: the cached picture group, or else a keyframe
+        request to the publisher (which refreshes the cache for whoever joins next)."""
+        if self._gop and time.monotonic() - self._gop_at <= self._config.gop_cache_s and track.prime(self._gop):
+            self.primed += 1
+            return
+        self.request_keyframe()
+
+    def fresh_keyframe(self) -> bool:
+        """A keyframe younger than the cache age has been seen (cached, or on its way to the waiting tracks)."""
+        return bool(self._gop) and time.monotonic() - self._gop_at <= self._config.gop_cache_s
 
     def request_keyframe(self) -> None:
         """Ask the publisher for a keyframe; requests closer than the minimum interval are coalesced."""
@@ -582,7 +617,12 @@ class Sfu:
                     source.subscribers.add(out.track)
                     if kind == "video":
                         out.track.wait_for_keyframe()
-                        source.request_keyframe()
+                        if peer.pc.connectionState == "connected":
+                            source.start(out.track)
+                        elif not source.fresh_keyframe():
+                            # not connected yet: it starts at connect (_fresh_start); ask now only when no recent
+                            # keyframe is cached, so the one asked for is there by then
+                            source.request_keyframe()
 
     @staticmethod
     def _callback(method: Callable[[Peer, Kind], None], peer: Peer, kind: Kind) -> Callable[[], None]:
@@ -606,7 +646,7 @@ class Sfu:
         """
         out = peer.outputs.get("video")
         if out is not None and out.source is not None and out.track.waiting_keyframe:
-            out.source.request_keyframe()
+            out.source.start(out.track)
 
     def _set_video_mode(self, room: Room, peer: Peer, mode: Literal["full", "audio-only"], reason: str) -> None:
         if peer.video_mode == mode:
@@ -657,7 +697,7 @@ class Sfu:
         if out is None or out.source is None or out.track.paused or not out.track.waiting_keyframe:
             return
         if peer.pc.connectionState == "connected":
-            out.source.request_keyframe()
+            out.source.start(out.track)
 
     async def _check_link(self, room: Room, peer: Peer) -> None:
         if peer.pc.connectionState != "connected":
@@ -727,6 +767,7 @@ class Sfu:
                     "remb_bps": p.last_bitrate,
                     "published": {k: s.frames for k, s in p.sources.items()},
                     "keyframe_requests": {k: s.keyframe_requests for k, s in p.sources.items()},
+                    "started_from_cache": {k: s.primed for k, s in p.sources.items()},
                     "forwarded": {k: o.track.forwarded for k, o in p.outputs.items()},
                     "dropped": {k: o.track.dropped for k, o in p.outputs.items()},
                     "outputs": {

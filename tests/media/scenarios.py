@@ -158,6 +158,7 @@ async def late_joiner(harness: Harness) -> dict[str, Any]:
     assert host_peer is not None
     requests_before = host_peer.sources["video"].keyframe_requests
     keyframes_before = host_peer.sources["video"].keyframes
+    primed_before = host_peer.sources["video"].primed
     probe = await harness.add("probe", site="late")
     await harness.wait_connected(probe)
     await _until(lambda: _has_first(probe), 5)
@@ -168,6 +169,43 @@ async def late_joiner(harness: Harness) -> dict[str, Any]:
         "connect_s": rep["connect_s"],
         "keyframe_requests_delta": host_peer.sources["video"].keyframe_requests - requests_before,
         "keyframes_delta": host_peer.sources["video"].keyframes - keyframes_before,
+        "started_from_cache": host_peer.sources["video"].primed - primed_before,
+        "codecs": _codec_doc(harness.sfu),
+    }
+
+
+async def join_burst(harness: Harness) -> dict[str, Any]:
+    """Sites joining right after one another start from the cached picture group, with no keyframe request each.
+
+    The cache is made long here (and the queues large enough for it) so that the burst's ICE + DTLS, slow on a
+    loaded machine, cannot outlast it: the assertions are about what the SFU does, not about how fast it is.
+    """
+    harness.sfu.config.gop_cache_s = 60.0
+    harness.sfu.config.queue_frames = 1024
+    pub = await harness.add("publisher", site="host", is_host=True)
+    await harness.wait_connected(pub)
+    first = await harness.add("probe", site="first")
+    await harness.wait_connected(first)
+    await _until(lambda: _has_first(first), 5)
+    video = harness.sfu.room(harness.room).host()
+    assert video is not None
+    source = video.sources["video"]
+    requests_before, keyframes_before, primed_before = source.keyframe_requests, source.keyframes, source.primed
+    burst = await harness.add("light", 6, site="burst-")
+    probe = await harness.add("probe", site="burst-probe")
+    await harness.wait_connected(burst)
+    await harness.wait_connected(probe)
+    await _until(lambda: _has_first(probe), 5)
+    await asyncio.sleep(1.0)
+    light = await burst.report()
+    rep = (await probe.report())[0]
+    return {
+        "keyframe_requests_delta": source.keyframe_requests - requests_before,
+        "keyframes_delta": source.keyframes - keyframes_before,
+        "started_from_cache": source.primed - primed_before,
+        "probe_first_frame_after_connect_s": rep["first_frame_after_connect_s"],
+        "probe_decoded_video": rep["decoded"].get("video", 0),
+        "light_video_frames": [r["video_frames"] for r in light],
         "codecs": _codec_doc(harness.sfu),
     }
 
@@ -245,7 +283,9 @@ async def lossy(harness: Harness) -> dict[str, Any]:
 async def cascade(harness: Harness) -> dict[str, Any]:
     """Primary SFU (publisher) -> relay -> worker SFU (subscribers): how one host spreads subscribers over workers."""
     primary = harness.sfu
-    worker = Sfu(SfuConfig())
+    # no cached picture groups here: this scenario shows the keyframe REQUEST path across the relay
+    primary.config.gop_cache_s = 0
+    worker = Sfu(SfuConfig(gop_cache_s=0))
     await worker.start()
     downstream = Harness(worker, room=harness.room)
     try:
@@ -307,6 +347,7 @@ SCENARIOS = {
     "fanout": fanout,
     "floor": floor,
     "late_joiner": late_joiner,
+    "join_burst": join_burst,
     "lossy": lossy,
     "cascade": cascade,
     "worker_process": worker_process,

@@ -224,6 +224,25 @@ def test_encoded_track_waits_for_keyframe_and_bounds_its_queue() -> None:
     assert r == {"dropped": 2, "gaps": 1, "waiting": True, "first": b"\x00key", "size": 1}
 
 
+def test_encoded_track_primes_from_a_picture_group_only_when_it_can_start_there() -> None:
+    async def scenario() -> dict[str, Any]:
+        key, delta = _frame("video", b"\x00key", 0, True), _frame("video", b"\x01delta", 3000, False)
+        group = [(key, make_packet(key, 0)), (delta, make_packet(delta, 3000))]
+        track = EncodedTrack("video", maxsize=8)
+        no_key = track.prime(group[1:])  # a group must start at a keyframe
+        too_big = track.prime(group * 3)  # more than half the queue: it would overflow right away
+        primed = track.prime(group)
+        again = track.prime(group)  # no longer waiting
+        track.push(delta, make_packet(delta, 6000))  # the live frames follow the group
+        got = [bytes(await track.recv()) for _ in range(3)]
+        return {"no_key": no_key, "too_big": too_big, "primed": primed, "again": again, "got": got,
+                "waiting": track.waiting_keyframe}
+
+    r = asyncio.run(scenario())
+    assert r == {"no_key": False, "too_big": False, "primed": True, "again": False,
+                 "got": [b"\x00key", b"\x01delta", b"\x01delta"], "waiting": False}
+
+
 def test_resend_recent_reaches_the_sender_history() -> None:
     async def scenario() -> int:
         pc = RTCPeerConnection(configuration=rtc_configuration())
