@@ -136,7 +136,25 @@ def _counting_session() -> type:
             for dtls in transports.values():
                 counter = _DatagramCounter(dtls._rx_srtp, audio_pts, video_pts)
                 dtls._rx_srtp = counter  # type: ignore[assignment]
+                self._count_at_the_socket(dtls, counter)
                 self._tasks.append(asyncio.ensure_future(self._pump(dtls, counter)))
+
+        @staticmethod
+        def _count_at_the_socket(dtls: Any, counter: Any) -> None:
+            """Count RTP where the datagram enters the process, before aioice's STUN parse attempt (an exception
+            per packet), its queue, a coroutine wake-up and aiortc's DTLS loop: ~20k packets/s reach the 129
+            light agents, and every microsecond saved there is CPU the agents' own ICE + DTLS joins get back on
+            the 2 cores they share with the SFU. RTCP and DTLS still take aiortc's path."""
+            for pair in dtls.transport._connection._nominated.values():
+                original = pair.protocol.datagram_received
+
+                def counted(data: bytes, addr: Any, original: Any = original) -> None:
+                    if 127 < data[0] < 192 and not 191 < data[1] < 209:  # RTP, not RTCP (RFC 5761)
+                        counter.count(data)
+                    else:
+                        original(data, addr)
+
+                pair.protocol.datagram_received = counted
 
         async def _pump(self, dtls: Any, counter: Any) -> None:
             n = 0

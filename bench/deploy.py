@@ -71,7 +71,10 @@ PLAYBOOK = """\
     - name: Save
       ansible.netcommon.cli_command:
         command: write memory
-      when: pushed.changed
+      # not `pushed.changed`: with `backup: true`, netcommon's action plugin overwrites `changed` with "the backup
+      # file changed" (plugins/action/network.py, _handle_backup_option), so a first deploy onto routers whose
+      # running config matched an earlier run's backup reported changed=false and skipped the save
+      when: pushed.commands | default([]) | length > 0
 """
 
 
@@ -94,6 +97,7 @@ class Bench:
         self.state.mkdir()
         self.env = {**os.environ, "LIENTHONG_STATE": str(self.state), "LIENTHONG_INVENTORY": str(INVENTORY)}
         self.inv = load(INVENTORY)
+        self.runs = 0
 
     def cli(self, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
         return subprocess.run([CONFTOOL, *args], capture_output=True, text=True, env=self.env, timeout=timeout,
@@ -162,10 +166,13 @@ class Bench:
                "ANSIBLE_LOCAL_TEMP": str(a / "tmp"), "ANSIBLE_PERSISTENT_CONTROL_PATH_DIR": str(a / "pc"),
                "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_RETRY_FILES_ENABLED": "False",
                "ANSIBLE_NOCOLOR": "1"}
+        self.runs += 1  # a fresh backup dir per run: see PLAYBOOK (the backup's change decides `changed`)
+        backups = a / "backups" / f"run-{self.runs}"
         t = time.perf_counter()
         proc = subprocess.Popen([ANSIBLE_PLAYBOOK, "-i", str(a / "inventory.json"), "-f", str(forks),
-                                 str(a / "deploy.yml")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=env, cwd=a, start_new_session=True)
+                                 "-e", f"backup_dir={backups}", str(a / "deploy.yml")],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=a,
+                                start_new_session=True)
         try:
             stdout, stderr = proc.communicate(timeout=max(30.0, timeout))
         except subprocess.TimeoutExpired:
@@ -186,8 +193,10 @@ class Bench:
         if failed:
             raise SystemExit(f"ansible-playbook failed on {failed}:\n{cp.stdout[-4000:]}")
         sent = [len(r.get("commands") or []) for r in pushed.values()]
+        saved = out["plays"][0]["tasks"][1]["hosts"]
         return {"seconds": dt, "hosts": len(stats), "loadavg_1m": round(os.getloadavg()[0], 2),
                 "hosts_changed": sum(1 for s in stats.values() if s["changed"]),
+                "hosts_saved": sum(1 for r in saved.values() if not r.get("skipped")),
                 "config_lines_sent_median": statistics.median(sent) if sent else 0}
 
     def routers_as_intended(self) -> int:

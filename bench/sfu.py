@@ -547,6 +547,7 @@ def main() -> int:
     if not args.inside:
         return outside(sys.argv[1:])
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
+    logging.getLogger("meeting.media.sfu").setLevel(logging.INFO)  # video mode switches: why frames went missing
     doc = asyncio.run(inside(args))
     if args.append and args.out.exists():
         old = json.loads(args.out.read_text())

@@ -228,6 +228,11 @@ class _DatagramCounter:
     def unprotect(self, data: bytes) -> bytes:
         import pylibsrtp
 
+        self.count(data)
+        raise pylibsrtp.Error("counted")  # aiortc drops it quietly: no decrypt, no depayload
+
+    def count(self, data: bytes) -> None:
+        """Count one SRTP packet from its clear RTP header."""
         ssrc = int.from_bytes(data[8:12], "big")
         seq = int.from_bytes(data[2:4], "big")
         st = self.streams.get(ssrc)
@@ -246,7 +251,6 @@ class _DatagramCounter:
                     self.first_at = time.monotonic()
         elif pt in self._audio_pts:
             self.audio += 1
-        raise pylibsrtp.Error("counted")  # aiortc drops it quietly: no decrypt, no depayload
 
     def unprotect_rtcp(self, data: bytes) -> bytes:
         return bytes(self._real.unprotect_rtcp(data))
