@@ -207,7 +207,7 @@ class Source:
     def start(self, track: EncodedTrack) -> None:
         """Give a subscriber waiting for a picture a decodable start: the cached picture group, or else a keyframe
         request to the publisher (which refreshes the cache for whoever joins next)."""
-        if self._gop and time.monotonic() - self._gop_at <= self._config.gop_cache_s and track.prime(self._gop):
+        if self.fresh_keyframe() and track.prime(self._gop):
             self.primed += 1
             return
         self.request_keyframe()
