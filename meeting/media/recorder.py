@@ -232,8 +232,13 @@ class Recorder:
             return
         pending, track.pending = track.pending, []
         least_delay = min(arrival - ts for _, ts, arrival in pending)
-        # ...but never before the segment's start: the previous speaker's frames are already written there
-        track.anchor = max(least_delay, int(self._seg_base * track.clock) - min(ts for _, ts, _ in pending))
+        # ...but never before the segment's start: the previous speaker's frames are already written there. The
+        # start is rounded, and this track's own end taken in ticks, because seconds do not survive the round trip
+        # (``int(97056 / 48000 * 48000) == 97055``): one tick early shifted every frame of the segment.
+        start = round(self._seg_base * track.clock)
+        if track.frames:
+            start = max(start, track.last_pts + _MIN_STEP[track.kind])
+        track.anchor = max(least_delay, start - min(ts for _, ts, _ in pending))
         for frame, ts, _ in pending:
             self._mux(track, frame, ts + track.anchor)
 

@@ -422,3 +422,41 @@ def test_twenty_seconds_of_a_real_meeting_record_and_play_back(
         assert got.status_code == 200 and got.content == path.read_bytes()
         page = client.get(f"/meetings/{meeting_id}", headers=h)
         assert listed[0]["download"] in page.text
+
+
+def test_a_new_speakers_audio_starts_right_after_the_last_frame_without_shifting(tmp_path: Path) -> None:
+    """When the previous speaker's audio ran ahead of the wall clock, the next segment starts right after its
+    last frame. That start went through float seconds and back (``int(x / 48000 * 48000)`` is ``x - 1`` for some
+    x), which put the new speaker's first frame 1 tick early and so shifted every frame of its segment."""
+    audio = _opus(120)
+    video = _vp8(40, 2)
+    hit = 0
+    now = [100.0]
+    for n in range(60, 120):  # the host's segment length varies where its audio ends (after its first second)
+        now[0] = 100.0
+        sfu = Sfu()
+        room = Room("r")
+        sfu.rooms["r"] = room
+        host = Peer("p-host", "host", True, cast(Any, None), None)
+        site = Peer("p-xa", "xa", False, cast(Any, None), None)
+        room.peers = {"p-host": host, "p-xa": site}
+        hv, ha = _Publisher(room, host, "video"), _Publisher(room, host, "audio")
+        sa = _Publisher(room, site, "audio")
+        rec = recorder.start(sfu, "r", tmp_path / f"{n}.webm")
+        rec.clock = lambda: now[0]
+        rec.on_frame(cast(Any, hv), _frame("video", video[0], 0, True), 0)
+        for k in range(n):  # the host's audio clock runs 10 % fast: its segment ends ahead of the wall clock
+            f = _frame("audio", audio[k], k * 1056, True)
+            rec.on_frame(cast(Any, ha), f, f.timestamp)
+            now[0] += 0.02
+        ends = rec._tracks["audio"].last_pts + 960
+        hit += int(ends / 48000 * 48000) != ends
+        sfu.grant_floor("r", "xa")
+        for k in range(60):
+            f = _frame("audio", audio[k], 5_000_000 + k * 960, True)
+            rec.on_frame(cast(Any, sa), f, f.timestamp)
+            now[0] += 0.02
+        result = recorder.stop(sfu, "r")
+        assert result is not None and result.state == "closed", result
+        assert result.shifted["audio"] == 0, (n, ends, result)
+    assert hit, "no segment end in this range goes wrong through float seconds: the test shows nothing"
