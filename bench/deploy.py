@@ -190,11 +190,18 @@ class Bench:
             raise SystemExit(f"ansible-playbook output not understood (rc {cp.returncode}):\n"
                              f"{cp.stdout[-3000:]}\n{cp.stderr[-3000:]}") from None
         failed = sorted(h for h, s in stats.items() if s.get("failures") or s.get("unreachable"))
-        if failed:
-            raise SystemExit(f"ansible-playbook failed on {failed}:\n{cp.stdout[-4000:]}")
+        if len(failed) > len(stats) // 10:  # not a measurement of a deploy any more
+            raise SystemExit(f"ansible-playbook failed on {len(failed)} hosts {failed[:10]}:\n{cp.stdout[-4000:]}")
+        # A few failed hosts (a timeout under load) are the anchor's result, not the bench's: keep the run, say why
+        reasons: dict[str, str] = {}
+        for task in out["plays"][0]["tasks"]:
+            for h, r in task["hosts"].items():
+                if h in failed and h not in reasons:
+                    reasons[h] = str(r.get("msg") or r.get("stderr") or "")[:300]
         sent = [len(r.get("commands") or []) for r in pushed.values()]
-        saved = out["plays"][0]["tasks"][1]["hosts"]
+        saved = out["plays"][0]["tasks"][1]["hosts"] if len(out["plays"][0]["tasks"]) > 1 else {}
         return {"seconds": dt, "hosts": len(stats), "loadavg_1m": round(os.getloadavg()[0], 2),
+                **({"hosts_failed": reasons} if failed else {}),
                 "hosts_changed": sum(1 for s in stats.values() if s["changed"]),
                 "hosts_saved": sum(1 for r in saved.values() if not r.get("skipped")),
                 "config_lines_sent_median": statistics.median(sent) if sent else 0}
