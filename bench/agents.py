@@ -149,7 +149,7 @@ def _counting_session() -> type:
                 original = pair.protocol.datagram_received
 
                 def counted(data: bytes, addr: Any, original: Any = original) -> None:
-                    if 127 < data[0] < 192 and not 191 < data[1] < 209:  # RTP, not RTCP (RFC 5761)
+                    if len(data) > 1 and 127 < data[0] < 192 and not 191 < data[1] < 209:  # RTP, not RTCP (RFC 5761)
                         counter.count(data)
                     else:
                         original(data, addr)

@@ -185,8 +185,8 @@ class Source:
             self._offset = self.room.ticks(self._clock) - frame.timestamp
         if self.room.recorder is not None:
             self.room.recorder.on_frame(self, frame, frame.timestamp + self._offset)
-        if not self.subscribers and self.kind != "video":
-            return
+        if not self.subscribers and (self.kind != "video" or self._config.gop_cache_s <= 0):
+            return  # nobody to send to, and no picture group to keep for the next joiner
         packet = make_packet(frame, (frame.timestamp + self._offset) & 0xFFFFFFFF)
         if self.kind == "video":
             self._cache(frame, packet)

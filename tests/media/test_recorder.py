@@ -86,6 +86,18 @@ class _Publisher:
         self.keyframe_requests += 1
 
 
+def _hall_and_commune() -> tuple[Sfu, Room, Peer, Peer]:
+    """An SFU whose room "r" holds the host hall and commune "xa", without connections: the recorder only reads
+    who is in the room and who holds the floor (their frames come from :class:`_Publisher`)."""
+    sfu = Sfu()
+    room = Room("r")
+    sfu.rooms["r"] = room
+    host = Peer("p-host", "host", True, cast(Any, None), None)
+    site = Peer("p-xa", "xa", False, cast(Any, None), None)
+    room.peers = {"p-host": host, "p-xa": site}
+    return sfu, room, host, site
+
+
 def _frame(kind: str, data: bytes, ts: int, key: bool) -> EncodedFrame:
     return EncodedFrame(kind=kind, codec="VP8" if kind == "video" else "opus", data=data, timestamp=ts,
                         keyframe=key, received_at=0.0)
@@ -136,12 +148,7 @@ def test_floor_change_keeps_the_file_continuous_and_starts_at_keyframes(tmp_path
     """Real VP8 + Opus through the recorder on a hand-driven clock: 3 s of the host, then 3 s of a commune
     whose RTP clock is far behind the host's; the file must play 6 s straight with both pictures."""
     now = [100.0]
-    sfu = Sfu()
-    room = Room("r")
-    sfu.rooms["r"] = room
-    host = Peer("p-host", "host", True, cast(Any, None), None)
-    site = Peer("p-xa", "xa", False, cast(Any, None), None)
-    room.peers = {"p-host": host, "p-xa": site}
+    sfu, room, host, site = _hall_and_commune()
     hv, ha = _Publisher(room, host, "video"), _Publisher(room, host, "audio")
     sv, sa = _Publisher(room, site, "video"), _Publisher(room, site, "audio")
     closed: list[recorder.RecordingResult] = []
@@ -434,12 +441,7 @@ def test_a_new_speakers_audio_starts_right_after_the_last_frame_without_shifting
     now = [100.0]
     for n in range(60, 120):  # the host's segment length varies where its audio ends (after its first second)
         now[0] = 100.0
-        sfu = Sfu()
-        room = Room("r")
-        sfu.rooms["r"] = room
-        host = Peer("p-host", "host", True, cast(Any, None), None)
-        site = Peer("p-xa", "xa", False, cast(Any, None), None)
-        room.peers = {"p-host": host, "p-xa": site}
+        sfu, room, host, site = _hall_and_commune()
         hv, ha = _Publisher(room, host, "video"), _Publisher(room, host, "audio")
         sa = _Publisher(room, site, "audio")
         rec = recorder.start(sfu, "r", tmp_path / f"{n}.webm")
