@@ -41,8 +41,10 @@ SITE_STATES = ("invited", "connecting", "connected", "dropped", "removed")
 ACTIONS = ("start", "stop", "rehearsal", "rehearsal_result", "join", "leave", "drop", "hand_raised", "hand_lowered",
            "floor_granted", "floor_revoked", "mute", "unmute", "remove")
 STATS_EVERY_S = 1.0
-REHEARSAL_GRACE_S = 2.5
-"""After a rehearsal's N seconds, wait this long for the sites' reports before judging."""
+REHEARSAL_REPORT_WAIT_S = 6.0
+"""After a rehearsal's N seconds (+ the tail), wait at most this long for the sites' reports; judged as soon as every
+site has reported. A browser reports after stopping its tracks and a ``getStats()``: on a loaded room PC that took
+more than the 2.5 s this used to be, and a report that arrived late was judged as "nothing received"."""
 REHEARSAL_TAIL_S = 0.5
 """Frames still in flight after the N seconds: counted this long after the end."""
 VIDEO_MIN_FPS = 5.0
@@ -91,6 +93,17 @@ class Round:
     seconds: int
     before: dict[str, dict[str, int]]
     reports: dict[str, dict[str, int]] = field(default_factory=dict)
+    all_in: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when every site asked to test has reported: the judge need not wait out its cap."""
+
+    def __post_init__(self) -> None:
+        if not self.before:  # nobody connected: nothing to wait for
+            self.all_in.set()
+
+    def report(self, site_id: str, report: dict[str, int]) -> None:
+        self.reports[site_id] = report
+        if self.reports.keys() >= self.before.keys():
+            self.all_in.set()
 
 
 @dataclass
@@ -404,7 +417,8 @@ class LiveService:
         self._spawn(self._judge(ml, ml.round))
 
     async def _judge(self, ml: MeetingLive, rnd: Round) -> None:
-        """Count what arrived over the test (plus half a second in flight), then wait for the sites' reports.
+        """Count what arrived over the test (plus half a second in flight), then wait for the sites' reports
+        (until all are in, at most ``REHEARSAL_REPORT_WAIT_S``).
 
         A site that publishes anyway (the hall, the floor holder) is rated over the whole window, the others over
         the N seconds they were asked to send."""
@@ -416,7 +430,8 @@ class LiveService:
         for sid in rnd.before:
             peer = self.sfu.link(ml.room, sid)
             after[sid] = dict(peer["published"]) if peer is not None else {}
-        await asyncio.sleep(max(0.0, REHEARSAL_GRACE_S - REHEARSAL_TAIL_S))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(rnd.all_in.wait(), REHEARSAL_REPORT_WAIT_S)
         for sid, before in rnd.before.items():
             span = window if sid in always else rnd.seconds
             fps = max(0, after[sid].get("video", 0) - before.get("video", 0)) / span
@@ -529,7 +544,7 @@ class LiveService:
             except (TypeError, ValueError):
                 raise InvalidInput("rehearsal-report cần số nguyên video_frames và audio_packets",
                                    field="video_frames") from None
-            ml.round.reports[session.site_id] = report
+            ml.round.report(session.site_id, report)
 
     async def floor(self, session: SignalingSession, site: str | None) -> None:
         ml = await self.meeting(int(session.room_id))

@@ -232,7 +232,7 @@ async def scenario_join(a: argparse.Namespace) -> dict[str, Any]:
                 out["hand_in_live"] = next((s["hand"] for s in live["sites"] if s["site"] == a.site), None)
                 r = await rest.post(f"/api/v1/meetings/{a.meeting}/live/rehearsal", json={"seconds": 3})
                 out["rehearsal_status"] = r.status_code
-                deadline = time.monotonic() + 12
+                deadline = time.monotonic() + 20  # 3 s test + up to 6 s for the reports + storing
                 result = None
                 while time.monotonic() < deadline and result is None:
                     await asyncio.sleep(0.5)

@@ -1,12 +1,26 @@
-"""The fold of events into a meeting's live state (pure logic, case tables): the same code rebuilds it on restart."""
+"""The fold of events into a meeting's live state (pure logic, case tables): the same code rebuilds it on restart;
+and the rehearsal judge's wait for the sites' reports (timing logic; real agents and a real browser do the whole
+rehearsal in tests/live/test_live_netns.py and tests/browser/test_browser_media.py)."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
-from meeting.services.live import MeetingLive, SiteLive, apply
+from meeting.services.live import (
+    REHEARSAL_REPORT_WAIT_S,
+    REHEARSAL_TAIL_S,
+    LiveService,
+    MeetingLive,
+    Round,
+    SiteLive,
+    apply,
+)
 
 T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # 08:00 in Vietnam
 
@@ -52,3 +66,69 @@ def test_floor_hands_mute_and_removal() -> None:
     assert _fold(("floor_granted", "03160"), ("stop", None)).floor is None
     ml = _fold(("mute", "99999"), ("hand_raised", None))  # unknown or missing sites change nothing
     assert not any(s.muted or s.hand for s in ml.sites.values())
+
+
+class _Published:
+    """The SFU's per-site counters as ``LiveService._judge`` reads them (``link(room, site)["published"]``)."""
+
+    def __init__(self) -> None:
+        self.counts = {"03160": {"video": 0, "audio": 0}, "03163": {"video": 0, "audio": 0}}
+
+    def link(self, room: str, site: str) -> dict[str, Any] | None:
+        return {"published": dict(self.counts[site])}
+
+
+class _Judged(LiveService):
+    """The live service without a database: the results the judge would store are kept in a dict."""
+
+    def __init__(self, sfu: _Published) -> None:
+        super().__init__(SimpleNamespace(sfu=sfu))
+        self.results: dict[str, dict[str, Any]] = {}
+
+    async def record(self, ml: MeetingLive, actor: str, action: str, site_id: str | None = None,
+                     detail: dict[str, Any] | None = None) -> None:
+        assert action == "rehearsal_result" and site_id is not None
+        self.results[site_id] = detail or {}
+
+
+def test_rehearsal_waits_for_late_reports_and_judges_once_all_are_in() -> None:
+    """A browser on a loaded room PC reports a few seconds after the test; that must still count as received
+    (a fixed 2.5-s wait judged it "nothing received"), and the judge must not wait out its cap once all are in."""
+    async def run() -> tuple[_Judged, float]:
+        sfu = _Published()
+        live = _Judged(sfu)
+        ml = _ml()
+        rnd = Round(1, {"03160": {"video": 0, "audio": 0}, "03163": {"video": 0, "audio": 0}})
+        ml.round = rnd
+        t0 = time.monotonic()
+        judge = asyncio.create_task(live._judge(ml, rnd))
+        sfu.counts = {"03160": {"video": 15, "audio": 50}, "03163": {"video": 0, "audio": 50}}
+        await asyncio.sleep(1.0 + REHEARSAL_TAIL_S + 0.2)
+        rnd.report("03160", {"video_frames": 40, "audio_packets": 150})
+        await asyncio.sleep(2.0)  # 3.7 s after the start: past the old fixed window (1 + 2.5 s)
+        assert not judge.done()
+        rnd.report("03163", {"video_frames": 0, "audio_packets": 0})
+        await asyncio.wait_for(judge, 2)
+        return live, time.monotonic() - t0
+
+    live, took = asyncio.run(run())
+    assert took < 1.0 + REHEARSAL_TAIL_S + REHEARSAL_REPORT_WAIT_S - 1, took  # judged when the last report came
+    assert live.results["03160"]["received_ok"] is True and live.results["03160"]["video_ok"] is True
+    assert live.results["03163"]["received_ok"] is False and live.results["03163"]["video_ok"] is False
+    assert live.results["03163"]["audio_ok"] is True
+
+
+def test_rehearsal_judges_a_silent_site_as_not_received_after_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("meeting.services.live.REHEARSAL_REPORT_WAIT_S", 0.5)
+
+    async def run() -> _Judged:
+        live = _Judged(_Published())
+        ml = _ml()
+        rnd = Round(1, {"03160": {"video": 0, "audio": 0}})
+        ml.round = rnd
+        await asyncio.wait_for(live._judge(ml, rnd), 5)
+        assert ml.round is None  # the round is over: a late report no longer lands anywhere
+        return live
+
+    got = asyncio.run(run()).results["03160"]
+    assert got["received_ok"] is False and got["received"] is None and got["video_ok"] is False
