@@ -4,9 +4,10 @@ Before applying, deploy arms a device-side timer; unless deploy confirms within 
 if it still reaches the device after the change), the device restores the configuration it had before.
 
 * FRR (the lab's routers): vtysh has no such timer, so the lab's routers carry a small device-side watchdog,
-  driven by SSH exec requests ``lt-confirm arm N`` / ``lt-confirm confirm`` / ``lt-confirm status``
-  (interactive logins still land in vtysh). It snapshots the running config when armed and restores it with
-  FRR's own ``frr-reload.py`` when the timer fires.
+  driven by SSH exec requests ``lt-confirm arm N -`` / ``lt-confirm confirm`` / ``lt-confirm status``
+  (interactive logins still land in vtysh). Armed, it keeps the running config the deploy has just read (and
+  backed up) as its restore point — sent on the request's stdin — and restores it with FRR's own
+  ``frr-reload.py`` when the timer fires; it confirms only a change that is still pending.
   Arming and the status checks run as extra channels of the deploy's own SSH connection (one login, no new
   handshake). The **confirm** runs over a **new** SSH connection (TCP handshake, key exchange, public-key
   login, then the exec request): it is the proof that the management path still lets a new session in after
@@ -49,7 +50,7 @@ class Guard(Protocol):
     @property
     def window_s(self) -> float: ...  # how long after arming the device restores by itself
 
-    def arm(self, seconds: int) -> None: ...
+    def arm(self, seconds: int, restore_point: str | None = None) -> None: ...
 
     def confirm_over_new_session(self) -> None: ...
 
@@ -58,11 +59,14 @@ class Guard(Protocol):
     def state(self) -> str: ...
 
 
-def _read_exec(transport: Any, command: str, timeout: float) -> str:
+def _read_exec(transport: Any, command: str, timeout: float, stdin: str | None = None) -> str:
     chan = transport.open_session(timeout=timeout)
     try:
         chan.settimeout(timeout)
         chan.exec_command(command)
+        if stdin is not None:
+            chan.sendall(stdin.encode())
+            chan.shutdown_write()  # EOF: the device side reads until here
         out = b""
         while True:
             data = chan.recv(4096)
@@ -112,7 +116,7 @@ class FrrWatchdog:
                        timeout=timeout, banner_timeout=timeout, auth_timeout=timeout)
         return client
 
-    def _exec(self, command: str, timeout: float = 20.0, new_session: bool = False) -> str:
+    def _exec(self, command: str, timeout: float = 20.0, new_session: bool = False, stdin: str | None = None) -> str:
         import paramiko
 
         client = None
@@ -121,7 +125,7 @@ class FrrWatchdog:
             if transport is None:
                 client = self._login(timeout)
                 transport = client.get_transport()
-            return _read_exec(transport, command, timeout)
+            return _read_exec(transport, command, timeout, stdin)
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise DeviceError(f"{self.params['host']}: commit-confirm {command.split()[1]} failed: "
                               f"{type(exc).__name__}") from None
@@ -129,14 +133,21 @@ class FrrWatchdog:
             if client is not None:
                 client.close()
 
-    def arm(self, seconds: int) -> None:
+    def arm(self, seconds: int, restore_point: str | None = None) -> None:
+        """Start the timer. ``restore_point`` is the running config the deploy has just read on this connection
+        (its backup): the watchdog keeps it as what to restore, so it need not read it again (a vtysh start on the
+        router). Without it, the watchdog reads the running config itself."""
         self.seconds = int(seconds)
-        out = self._exec(f"lt-confirm arm {int(seconds)}")
+        if restore_point is None:
+            out = self._exec(f"lt-confirm arm {int(seconds)}")
+        else:
+            out = self._exec(f"lt-confirm arm {int(seconds)} -", stdin=restore_point)
         if "armed" not in out:
             raise DeviceError(f"{self.params['host']}: device has no commit-confirm watchdog ({out[:80]!r})")
 
     def confirm_over_new_session(self) -> None:
-        """Check the watchdog still waits, then confirm — both over one NEW login (the management-path proof)."""
+        """Confirm over one NEW login (the management-path proof). The watchdog confirms only a change still
+        pending and otherwise answers ``not pending: …`` — check and confirm are one request."""
         import paramiko
 
         timeout = float(self.params.get("conn_timeout", 10.0))
@@ -146,16 +157,14 @@ class FrrWatchdog:
             raise DeviceError(f"management path lost after the change (a new SSH session fails: "
                               f"{type(exc).__name__})") from None
         try:
-            t = client.get_transport()
-            state = _read_exec(t, "lt-confirm status", timeout)
-            if state != "pending":  # the timer already fired: the device runs its backup, not our change
-                raise DeviceError(f"commit-confirm window over before the confirm (watchdog: {state[:60]!r})")
-            out = _read_exec(t, "lt-confirm confirm", timeout)
+            out = _read_exec(client.get_transport(), "lt-confirm confirm", timeout)
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise DeviceError(f"management path lost after the change (new SSH session broke: "
                               f"{type(exc).__name__})") from None
         finally:
             client.close()
+        if out.startswith("not pending"):  # the timer already fired: the device runs its backup, not our change
+            raise DeviceError(f"commit-confirm window over before the confirm (watchdog: {out[:60]!r})")
         if "confirmed" not in out:
             raise DeviceError(f"{self.params['host']}: confirm not accepted ({out[:80]!r})")
 
@@ -196,7 +205,8 @@ class IosRevertTimer:
             return "idle"
         return "unsupported: " + (out.strip().splitlines() or ["no answer"])[-1][:80]
 
-    def arm(self, seconds: int) -> None:
+    def arm(self, seconds: int, restore_point: str | None = None) -> None:
+        """IOS archives its running config itself when the timer is armed: ``restore_point`` is not needed."""
         state = self._timer(self.session)
         if state.startswith("unsupported"):
             raise GuardUnavailable(f"no rollback timer on the device (archive not configured?): {state[13:]}")

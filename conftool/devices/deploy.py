@@ -221,7 +221,7 @@ class DeviceDeploy:
         if self.guard is not None:
             try:
                 with self._phase("arm"):
-                    self.guard.arm(self.opts.confirm_seconds)
+                    self.guard.arm(self.opts.confirm_seconds, running)
             except GuardUnavailable as exc:  # nothing changed yet: deploy as without a guard, and say why
                 self.guard = None
                 guard_note = f" (no commit-confirm: {exc})"

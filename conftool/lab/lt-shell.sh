@@ -1,7 +1,7 @@
 #!/bin/sh
 # Login command of the lab routers' automation user (sshd ForceCommand), run inside the router's namespaces.
 # Interactive logins land in vtysh for this router's FRR instance, as on a real router's CLI. One exec request,
-# `lt-confirm arm N | confirm | status`, drives the device-side commit-confirm watchdog: FRR's vtysh has no
+# `lt-confirm arm N [-] | confirm | status`, drives the device-side commit-confirm watchdog: FRR's vtysh has no
 # `commit confirmed`, so the device itself restores its previous running config unless the deploy confirms.
 INST="$1"
 VTYSH=/usr/bin/vtysh
@@ -22,13 +22,23 @@ fi
 
 case "$SSH_ORIGINAL_COMMAND" in
     "lt-confirm arm "*)
-        secs=${SSH_ORIGINAL_COMMAND#lt-confirm arm }
-        case "$secs" in ''|*[!0-9]*) echo "usage: lt-confirm arm SECONDS"; exit 2 ;; esac
+        # `lt-confirm arm N -`: the restore point comes on stdin — the running config the deploy has just read
+        # over this same SSH connection and keeps as its backup, so the watchdog restores exactly that backup
+        # and no second vtysh starts here (a vtysh start costs ~30 ms CPU, most of this request's).
+        # `lt-confirm arm N`: the watchdog reads the running config itself.
+        args=${SSH_ORIGINAL_COMMAND#lt-confirm arm }
+        secs=${args% -}
+        case "$secs" in ''|*[!0-9]*) echo "usage: lt-confirm arm SECONDS [-]"; exit 2 ;; esac
         mkdir -p "$DIR" && chmod 700 "$DIR"
         if [ -f "$DIR/timer.pid" ]; then kill "$(cat "$DIR/timer.pid")" 2>/dev/null; fi
+        if [ "$args" = "$secs -" ]; then
+            cat > "$DIR/snapshot.raw"
+        else
+            "$VTYSH" -N "$INST" -c "show running-config" > "$DIR/snapshot.raw" || { echo "snapshot failed"; exit 1; }
+        fi
         # vtysh prints a banner before the config; frr-reload.py wants only config lines.
-        "$VTYSH" -N "$INST" -c "show running-config" > "$DIR/snapshot.raw" || { echo "snapshot failed"; exit 1; }
         sed -e '/^Building configuration/d' -e '/^Current configuration/d' "$DIR/snapshot.raw" > "$DIR/snapshot.conf"
+        grep -qx 'end' "$DIR/snapshot.conf" || { echo "snapshot failed: not a whole running config"; exit 1; }
         rm -f "$DIR/last"
         touch "$DIR/pending"
         setsid "$0" "$INST" __timer "$secs" < /dev/null > /dev/null 2>&1 &
@@ -36,6 +46,12 @@ case "$SSH_ORIGINAL_COMMAND" in
         echo "armed $secs"
         ;;
     "lt-confirm confirm")
+        # Only a change still pending can be confirmed: once the timer has fired, the device runs its restore
+        # point, not the change, and the answer says so (one request: no gap between checking and confirming).
+        if [ ! -f "$DIR/pending" ]; then
+            if [ -f "$DIR/last" ]; then echo "not pending: $(cat "$DIR/last")"; else echo "not pending: idle"; fi
+            exit 1
+        fi
         rm -f "$DIR/pending"
         if [ -f "$DIR/timer.pid" ]; then kill "$(cat "$DIR/timer.pid")" 2>/dev/null; rm -f "$DIR/timer.pid"; fi
         echo "confirmed"

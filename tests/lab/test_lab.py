@@ -214,6 +214,53 @@ def test_exec_requests_run_one_vtysh_command_or_the_watchdog(lab: LabSession) ->
         client.close()
 
 
+def _exec(client: Any, command: str, stdin: str | None = None) -> tuple[int, str]:
+    chan = client.get_transport().open_session(timeout=10)
+    chan.settimeout(20)
+    chan.exec_command(command)
+    if stdin is not None:
+        chan.sendall(stdin.encode())
+        chan.shutdown_write()
+    out = b""
+    while data := chan.recv(4096):
+        out += data
+    rc = chan.recv_exit_status()
+    chan.close()
+    return rc, out.decode().strip()
+
+
+def test_watchdog_keeps_the_restore_point_it_is_given_and_confirms_only_a_pending_change(lab: LabSession) -> None:
+    """`lt-confirm arm N -` takes the restore point on stdin (deploy sends the backup it has just read); a bad one
+    arms nothing; once the timer has fired, `confirm` refuses (the device runs the restore point, not the change)."""
+    import paramiko
+
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # the lab's own routers
+    client.connect(MGMT[DISTRICT], username="netops", key_filename=str(lab.key), allow_agent=False,
+                   look_for_keys=False, timeout=10)
+    try:
+        assert _exec(client, "lt-confirm arm 5 -", stdin="") == (1, "snapshot failed: not a whole running config")
+        assert _exec(client, "lt-confirm arm x -")[0] == 2
+        assert _exec(client, "lt-confirm status")[1] != "pending"
+        rc, running = _exec(client, "show running-config")
+        assert rc == 0 and "hostname rt-dien-bien-phu" in running
+        assert _exec(client, "lt-confirm arm 30 -", stdin=running) == (0, "armed 30")
+        assert _exec(client, "lt-confirm status") == (0, "pending")
+        assert _exec(client, "lt-confirm confirm") == (0, "confirmed")
+        rc, answer = _exec(client, "lt-confirm confirm")  # nothing pending any more: a confirm cannot be faked
+        assert rc == 1 and answer == "not pending: idle", answer
+        # unconfirmed: the timer fires and restores the restore point (the running config itself: no change)
+        assert _exec(client, "lt-confirm arm 1 -", stdin=running) == (0, "armed 1")
+        deadline = time.monotonic() + 30
+        while _exec(client, "lt-confirm status")[1] == "pending" and time.monotonic() < deadline:
+            time.sleep(0.3)
+        rc, answer = _exec(client, "lt-confirm confirm")
+        assert rc == 1 and answer.startswith("not pending: restored"), answer
+        assert _exec(client, "show running-config")[1] == running
+    finally:
+        client.close()
+
+
 def test_lab_key_matches_the_inventory_keyfile_reference(lab: LabSession) -> None:
     from conftool.inventory import load, resolve
 
