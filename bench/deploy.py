@@ -168,6 +168,9 @@ class Bench:
                "ANSIBLE_NOCOLOR": "1"}
         self.runs += 1  # a fresh backup dir per run: see PLAYBOOK (the backup's change decides `changed`)
         backups = a / "backups" / f"run-{self.runs}"
+        # made here: netcommon's backup makes it per host (exists check, then makedirs), and two forks racing
+        # there failed a host with "[Errno 17] File exists" (2026-11-23, forks 5) — not a deploy failure
+        backups.mkdir(parents=True)
         t = time.perf_counter()
         proc = subprocess.Popen([ANSIBLE_PLAYBOOK, "-i", str(a / "inventory.json"), "-f", str(forks),
                                  "-e", f"backup_dir={backups}", str(a / "deploy.yml")],
