@@ -50,7 +50,7 @@ class Guard(Protocol):
     @property
     def window_s(self) -> float: ...  # how long after arming the device restores by itself
 
-    def arm(self, seconds: int, restore_point: str | None = None) -> None: ...
+    def arm(self, seconds: int, restore_point: str) -> None: ...  # restore_point: the running config just read
 
     def confirm_over_new_session(self) -> None: ...
 
@@ -133,15 +133,12 @@ class FrrWatchdog:
             if client is not None:
                 client.close()
 
-    def arm(self, seconds: int, restore_point: str | None = None) -> None:
+    def arm(self, seconds: int, restore_point: str) -> None:
         """Start the timer. ``restore_point`` is the running config the deploy has just read on this connection
-        (its backup): the watchdog keeps it as what to restore, so it need not read it again (a vtysh start on the
-        router). Without it, the watchdog reads the running config itself."""
+        (its backup): the watchdog keeps it as what to restore, so the router need not start a vtysh to read it
+        again."""
         self.seconds = int(seconds)
-        if restore_point is None:
-            out = self._exec(f"lt-confirm arm {int(seconds)}")
-        else:
-            out = self._exec(f"lt-confirm arm {int(seconds)} -", stdin=restore_point)
+        out = self._exec(f"lt-confirm arm {int(seconds)} -", stdin=restore_point)
         if "armed" not in out:
             raise DeviceError(f"{self.params['host']}: device has no commit-confirm watchdog ({out[:80]!r})")
 
@@ -205,8 +202,8 @@ class IosRevertTimer:
             return "idle"
         return "unsupported: " + (out.strip().splitlines() or ["no answer"])[-1][:80]
 
-    def arm(self, seconds: int, restore_point: str | None = None) -> None:
-        """IOS archives its running config itself when the timer is armed: ``restore_point`` is not needed."""
+    def arm(self, seconds: int, restore_point: str) -> None:
+        """IOS archives its running config itself when the timer is armed: ``restore_point`` is not sent."""
         state = self._timer(self.session)
         if state.startswith("unsupported"):
             raise GuardUnavailable(f"no rollback timer on the device (archive not configured?): {state[13:]}")

@@ -205,7 +205,7 @@ def test_revert_timer_not_confirmed_restores_the_archive(ios_emulator: Emulator,
     try:
         before = running_config(conn, "cisco_ios")
         guard = IosRevertTimer(netmiko_params(inv, target), conn)
-        guard.arm(45)
+        guard.arm(45, before)
         assert guard.minutes == 1 and guard.window_s == 60  # IOS counts whole minutes: 45 s rounds up
         assert guard.state() == "pending"
         _send(conn, plan_text(before, INTENDED, "cisco_ios").commands)
@@ -230,7 +230,7 @@ def test_confirm_stops_the_timer(ios_emulator: Emulator, tmp_path: Path) -> None
     try:
         before = running_config(conn, "cisco_ios")
         guard = IosRevertTimer(netmiko_params(inv, target), conn)
-        guard.arm(30)
+        guard.arm(30, before)
         _send(conn, plan_text(before, INTENDED, "cisco_ios").commands)
         guard.confirm_over_new_session()
         assert guard.state() == "idle"

@@ -215,18 +215,13 @@ def test_exec_requests_run_one_vtysh_command_or_the_watchdog(lab: LabSession) ->
 
 
 def _exec(client: Any, command: str, stdin: str | None = None) -> tuple[int, str]:
-    chan = client.get_transport().open_session(timeout=10)
-    chan.settimeout(20)
-    chan.exec_command(command)
+    """One exec request: its exit status and output (``stdin`` sent, then EOF)."""
+    i, o, _ = client.exec_command(command, timeout=20)
     if stdin is not None:
-        chan.sendall(stdin.encode())
-        chan.shutdown_write()
-    out = b""
-    while data := chan.recv(4096):
-        out += data
-    rc = chan.recv_exit_status()
-    chan.close()
-    return rc, out.decode().strip()
+        i.write(stdin)
+        i.channel.shutdown_write()
+    out = o.read().decode().strip()
+    return o.channel.recv_exit_status(), out
 
 
 def test_watchdog_keeps_the_restore_point_it_is_given_and_confirms_only_a_pending_change(lab: LabSession) -> None:
@@ -241,6 +236,7 @@ def test_watchdog_keeps_the_restore_point_it_is_given_and_confirms_only_a_pendin
     try:
         assert _exec(client, "lt-confirm arm 5 -", stdin="") == (1, "snapshot failed: not a whole running config")
         assert _exec(client, "lt-confirm arm x -")[0] == 2
+        assert _exec(client, "lt-confirm arm 30")[0] == 2  # no restore point announced: nothing is armed
         assert _exec(client, "lt-confirm status")[1] != "pending"
         rc, running = _exec(client, "show running-config")
         assert rc == 0 and "hostname rt-dien-bien-phu" in running
